@@ -1,0 +1,2 @@
+//! agora cli.
+fn main() {}
