@@ -213,6 +213,7 @@ impl<'de> serde::Deserialize<'de> for Credits {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

@@ -7,6 +7,7 @@
 
 use crate::audit::{self, AccountSnapshot, AuditInput, HoldSnapshot, Violation};
 use crate::credits::Credits;
+use crate::enums::string_enum;
 use crate::ids::{AgentId, HoldId, TransferId};
 use std::collections::BTreeMap;
 use std::fmt;
@@ -37,35 +38,9 @@ impl fmt::Display for Account {
     }
 }
 
-macro_rules! string_enum {
-    ($(#[$doc:meta])* $name:ident { $($variant:ident => $text:literal),+ $(,)? }) => {
-        $(#[$doc])*
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-        pub enum $name { $($variant),+ }
-
-        impl $name {
-            pub const ALL: &'static [$name] = &[$($name::$variant),+];
-
-            pub const fn as_str(self) -> &'static str {
-                match self { $($name::$variant => $text),+ }
-            }
-
-            pub fn parse(text: &str) -> Option<$name> {
-                match text { $($text => Some($name::$variant),)+ _ => None }
-            }
-        }
-
-        impl fmt::Display for $name {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str(self.as_str())
-            }
-        }
-    };
-}
-
-string_enum!(
+string_enum! {
     /// Why money moved (SPEC §4).
-    TransferKind {
+    pub enum TransferKind {
         Reward => "reward",
         Grant => "grant",
         ResourcePayment => "resource_payment",
@@ -76,16 +51,16 @@ string_enum!(
         AttentionBid => "attention_bid",
         Refund => "refund",
     }
-);
+}
 
-string_enum!(
+string_enum! {
     /// The life of a hold: pending until posted or voided, exactly once.
-    HoldStatus {
+    pub enum HoldStatus {
         Pending => "pending",
         Posted => "posted",
         Voided => "voided",
     }
-);
+}
 
 /// Why a ledger operation was refused. Nothing changed when one is returned.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

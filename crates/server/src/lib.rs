@@ -1,1 +1,14 @@
-//! agora server.
+//! agora's runtime around the pure economy of `agora-core`: configuration, the
+//! store (SQLite and PostgreSQL) with its audit, and the benchmarks.
+//!
+//! **Invariant:** money moves only through `store`, and every move there is one
+//! database transaction that checks and writes together.
+
+/// Benchmarks shipped with the binary (`agora bench …`).
+pub mod bench;
+/// The typed configuration tree: defaults < `agora.toml` < `AGORA_*` env < flags.
+pub mod config;
+/// All state of the world in SQLite or PostgreSQL: ledger, market, attention, events.
+pub mod store;
+/// Opening the world: data directory, store, markets, bootstrap (§8).
+pub mod world;

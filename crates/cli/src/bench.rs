@@ -1,0 +1,84 @@
+//! `agora bench …`: the benchmarks of SPEC §14, each printing its headline figure
+//! on the last line.
+
+use crate::Cli;
+use agora_server::bench;
+use agora_server::store::Store;
+use clap::Subcommand;
+use std::process::ExitCode;
+
+#[derive(Debug, Subcommand)]
+pub enum BenchCommand {
+    /// Clear a random book of pending bids over four resources; prints
+    /// `clearing_<n>k_ms=<median ms per clearing>`.
+    Clearing {
+        /// Pending bids in the book.
+        #[arg(long, default_value_t = 100_000)]
+        bids: usize,
+        /// Clearings to time.
+        #[arg(long, default_value_t = 30)]
+        runs: usize,
+    },
+    /// Durable agent-to-agent transfers through the store (a fresh SQLite file in
+    /// a temporary directory unless --database-url names another database); prints
+    /// `ledger_transfers_per_s=<n>`.
+    Ledger {
+        #[arg(long, default_value_t = 20_000)]
+        transfers: usize,
+        /// Concurrent tasks issuing transfers.
+        #[arg(long, default_value_t = 8)]
+        concurrency: usize,
+        /// Database to benchmark (it gets 16 new agents); default a temporary SQLite file.
+        #[arg(long)]
+        database_url: Option<String>,
+    },
+}
+
+pub async fn run(_cli: &Cli, cmd: &BenchCommand) -> anyhow::Result<ExitCode> {
+    match cmd {
+        BenchCommand::Clearing { bids, runs } => {
+            let f = bench::clearing(*bids, *runs);
+            println!("bids={} runs={} winners={}", f.bids, f.runs, f.winners);
+            println!("clearing_p90_ms={:.3}", f.p90.as_secs_f64() * 1e3);
+            let label = if f.bids % 1000 == 0 {
+                format!("{}k", f.bids / 1000)
+            } else {
+                f.bids.to_string()
+            };
+            println!("clearing_{label}_ms={:.3}", f.median.as_secs_f64() * 1e3);
+        }
+        BenchCommand::Ledger {
+            transfers,
+            concurrency,
+            database_url,
+        } => {
+            let dir = tempfile::tempdir()?;
+            let url = database_url.clone().unwrap_or_else(|| {
+                format!(
+                    "sqlite://{}?mode=rwc",
+                    dir.path().join("bench.db").display()
+                )
+            });
+            let store = Store::open(&url).await?;
+            let f = bench::ledger(
+                &store,
+                &dir.path().join("workspaces"),
+                *transfers,
+                *concurrency,
+            )
+            .await?;
+            store.close().await;
+            println!(
+                "backend={} transfers={} concurrency={} elapsed_s={:.3} audit=clean",
+                store.backend().as_str(),
+                f.transfers,
+                f.concurrency,
+                f.elapsed.as_secs_f64()
+            );
+            println!("ledger_transfer_p50_ms={:.3}", f.p50.as_secs_f64() * 1e3);
+            println!("ledger_transfer_p99_ms={:.3}", f.p99.as_secs_f64() * 1e3);
+            println!("ledger_transfers_per_s={:.0}", f.per_second);
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,185 @@
+//! `agora up`, `agora audit` and `agora config`: load the configuration, open the
+//! world, report.
+
+use crate::{bench, Cli, Command};
+use agora_core::{Credits, Resource};
+use agora_server::config::{Config, Overrides};
+use agora_server::store::{redact, Store};
+use agora_server::world;
+use anyhow::Context;
+use clap::Args;
+use std::process::ExitCode;
+
+/// Flags that choose the database.
+#[derive(Debug, Args)]
+pub struct DbArgs {
+    /// Database URL (`sqlite://…` or `postgres://…`); overrides DATABASE_URL.
+    #[arg(long)]
+    pub database_url: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct UpArgs {
+    #[command(flatten)]
+    pub db: DbArgs,
+    /// Address of the System Service (TCP).
+    #[arg(long)]
+    pub listen: Option<String>,
+    /// Time between allocation cycles, in milliseconds.
+    #[arg(long)]
+    pub cycle_interval_ms: Option<u64>,
+}
+
+#[derive(Debug, Args)]
+pub struct AuditArgs {
+    #[command(flatten)]
+    pub db: DbArgs,
+}
+
+/// Logs to stderr, filtered by `RUST_LOG` (default `info`).
+pub fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+/// Loads the configuration for the command line.
+pub fn load_config(cli: &Cli, overrides: &Overrides) -> anyhow::Result<Config> {
+    Ok(Config::load(
+        &cli.data_dir,
+        cli.config.as_deref(),
+        overrides,
+    )?)
+}
+
+pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match &cli.command {
+        Command::Up(args) => up(&cli, args).await,
+        Command::Audit(args) => audit(&cli, args).await,
+        Command::Config(args) => {
+            let config = load_config(
+                &cli,
+                &Overrides {
+                    database_url: args.database_url.clone(),
+                    ..Overrides::default()
+                },
+            )?;
+            print!("{}", config.to_toml());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Bench(b) => bench::run(&cli, b).await,
+    }
+}
+
+async fn up(cli: &Cli, args: &UpArgs) -> anyhow::Result<ExitCode> {
+    let overrides = Overrides {
+        listen: args.listen.clone(),
+        database_url: args.db.database_url.clone(),
+        cycle_interval_ms: args.cycle_interval_ms,
+    };
+    let config = load_config(cli, &overrides)?;
+    let url = config.effective_database_url();
+    let w = world::open(config).await.context("cannot open the world")?;
+    let b = w.store.balance(w.genesis.genesis).await?;
+    println!("agora {} is up", env!("CARGO_PKG_VERSION"));
+    println!("  data dir:  {}", w.config.data_dir.display());
+    println!(
+        "  database:  {} ({})",
+        redact(&url),
+        w.store.backend().as_str()
+    );
+    println!(
+        "  genesis:   agent {} ({}), balance {} credits, {} held by its first bid",
+        w.genesis.genesis,
+        if w.genesis.created {
+            "created"
+        } else {
+            "resumed"
+        },
+        b.balance,
+        b.held
+    );
+    for m in w.store.markets().await? {
+        let supply = Resource::parse(&m.resource)
+            .map(|r| r.to_display(u64::try_from(m.capacity).unwrap_or(0)));
+        println!(
+            "  market:    {:<16} price {} credits/unit, supply {} per cycle",
+            m.resource,
+            Credits::from_micros(m.price),
+            supply.unwrap_or_default()
+        );
+    }
+    println!("Press Ctrl-C to stop.");
+    shutdown_signal().await;
+    tracing::info!("shutting down");
+    w.store.close().await;
+    println!("agora stopped cleanly");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = term => {}
+    }
+}
+
+async fn audit(cli: &Cli, args: &AuditArgs) -> anyhow::Result<ExitCode> {
+    let config = load_config(
+        cli,
+        &Overrides {
+            database_url: args.db.database_url.clone(),
+            ..Overrides::default()
+        },
+    )?;
+    let url = config.effective_database_url();
+    if url.starts_with("sqlite:")
+        && !config.data_dir.join("agora.db").exists()
+        && config.database_url.is_empty()
+    {
+        anyhow::bail!(
+            "no database at {}: run `agora up` first",
+            config.data_dir.join("agora.db").display()
+        );
+    }
+    let store = Store::open(&url).await.context("cannot open the store")?;
+    let report = store.audit().await?;
+    store.close().await;
+    println!(
+        "audited {} accounts, {} holds, {} transfers in {}",
+        report.accounts,
+        report.holds,
+        report.transfers,
+        redact(&url)
+    );
+    if report.is_clean() {
+        println!("audit clean");
+        Ok(ExitCode::SUCCESS)
+    } else {
+        for v in &report.violations {
+            println!("VIOLATION {v}");
+        }
+        println!("audit failed: {} violation(s)", report.violations.len());
+        Ok(ExitCode::from(1))
+    }
+}

@@ -1,0 +1,122 @@
+//! Spawn charges and messages over the database (SPEC §9): what a parent pays for
+//! a child, and what a message costs. Workspace files are the caller's business.
+
+use super::agents::{self, NewAgent};
+use super::error::{Rejection, StoreResult};
+use super::events::{self, EventType, NewEvent};
+use super::ledger::{move_credits, require_alive, Refs};
+use super::{now_micros, Store};
+use agora_core::{Account, AgentId, Credits, LedgerError, TransferKind};
+use serde_json::json;
+use sqlx::Row;
+use std::path::PathBuf;
+
+/// A spawn's money and lineage.
+#[derive(Debug, Clone)]
+pub struct SpawnRequest {
+    pub parent: AgentId,
+    /// Credits moved from the parent to the child.
+    pub initial_credits: Credits,
+    /// The spawn fee (config `spawn_cost`), burned.
+    pub spawn_cost: Credits,
+    pub workspaces_root: PathBuf,
+}
+
+impl Store {
+    /// Creates a child: the parent pays the fee (burned) and the endowment (to the
+    /// child) in one transaction, checked against its available credits up front.
+    pub async fn spawn(&self, req: SpawnRequest) -> StoreResult<AgentId> {
+        self.write_tx(move |c| {
+            let req = req.clone();
+            Box::pin(async move {
+                require_alive(c, req.parent).await?;
+                let total = req.spawn_cost.checked_add(req.initial_credits).ok_or(LedgerError::Overflow)?;
+                let available: Option<i64> =
+                    sqlx::query_scalar("SELECT balance - held FROM accounts WHERE agent_id = $1")
+                        .bind(req.parent.0)
+                        .fetch_optional(&mut *c)
+                        .await?;
+                let available = Credits::from_micros(available.unwrap_or(0));
+                if available < total {
+                    return Err(LedgerError::InsufficientFunds { available, needed: total }.into());
+                }
+                let child = agents::create(c, &NewAgent { parent: Some(req.parent), workspaces_root: req.workspaces_root.clone() })
+                    .await?;
+                let parent = Account::Agent(req.parent);
+                let refs = Refs { memo: format!("spawn of agent {child}"), ..Refs::default() };
+                if req.spawn_cost.is_positive() {
+                    move_credits(c, parent, Account::Burn, req.spawn_cost, TransferKind::SpawnFee, &refs)
+                        .await?;
+                }
+                if req.initial_credits.is_positive() {
+                    move_credits(c, parent, Account::Agent(child), req.initial_credits, TransferKind::SpawnEndowment, &refs)
+                        .await?;
+                }
+                sqlx::query("UPDATE agents SET total_credits_spent = total_credits_spent + $1 WHERE id = $2")
+                    .bind(total.micros())
+                    .bind(req.parent.0)
+                    .execute(&mut *c)
+                    .await?;
+                events::append(
+                    c,
+                    NewEvent::new(
+                        EventType::AgentSpawned,
+                        "economy",
+                        Some(child),
+                        json!({"parent": req.parent.0, "initial_credits": req.initial_credits, "fee": req.spawn_cost}),
+                    ),
+                )
+                .await?;
+                Ok(child)
+            })
+        })
+        .await
+    }
+
+    /// Sends a message, burning `cost` from the sender.
+    pub async fn send_message(
+        &self,
+        from: AgentId,
+        to: AgentId,
+        content: String,
+        cost: Credits,
+    ) -> StoreResult<i64> {
+        self.write_tx(move |c| {
+            let content = content.clone();
+            Box::pin(async move {
+                if from == to {
+                    return Err(Rejection::MessageToSelf.into());
+                }
+                require_alive(c, from).await?;
+                let exists: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM agents WHERE id = $1")
+                    .bind(to.0)
+                    .fetch_one(&mut *c)
+                    .await?;
+                if exists == 0 {
+                    return Err(Rejection::UnknownAgent(to).into());
+                }
+                if cost.is_positive() {
+                    let refs = Refs { memo: format!("message to agent {to}"), ..Refs::default() };
+                    move_credits(c, Account::Agent(from), Account::Burn, cost, TransferKind::MessageFee, &refs).await?;
+                }
+                let row = sqlx::query(
+                    "INSERT INTO messages (from_agent, to_agent, content, sent_at) VALUES ($1, $2, $3, $4) RETURNING id",
+                )
+                .bind(from.0)
+                .bind(to.0)
+                .bind(content.as_str())
+                .bind(now_micros())
+                .fetch_one(&mut *c)
+                .await?;
+                let id: i64 = row.try_get("id")?;
+                events::append(
+                    c,
+                    NewEvent::new(EventType::MessageSent, "economy", Some(from), json!({"message_id": id, "to": to.0, "fee": cost})),
+                )
+                .await?;
+                Ok(id)
+            })
+        })
+        .await
+    }
+}

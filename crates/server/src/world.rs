@@ -1,0 +1,65 @@
+//! Opening the world: the data directory, the store, the markets as configured, and
+//! the bootstrap of §8 on an empty database. Shared by `agora up` and the tests.
+
+use crate::config::{Config, ConfigError};
+use crate::store::{BootstrapOutcome, Genesis, Store, StoreError};
+use std::path::PathBuf;
+
+/// Why the world could not be opened.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("cannot prepare {path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+/// An open world.
+#[derive(Debug, Clone)]
+pub struct World {
+    pub config: Config,
+    pub store: Store,
+    pub genesis: BootstrapOutcome,
+}
+
+/// Where agents' workspaces live.
+pub fn workspaces_root(config: &Config) -> PathBuf {
+    config.data_dir.join("workspaces")
+}
+
+/// Creates the data directory, opens and migrates the store, applies the market
+/// configuration and bootstraps the genesis agent if the world is new.
+pub async fn open(config: Config) -> Result<World, OpenError> {
+    let root = workspaces_root(&config);
+    for dir in [&config.data_dir, &root] {
+        std::fs::create_dir_all(dir).map_err(|source| OpenError::Io {
+            path: dir.clone(),
+            source,
+        })?;
+    }
+    let store = Store::open(&config.effective_database_url()).await?;
+    store.setup_markets(config.market_setups()).await?;
+    let genesis = store
+        .bootstrap_genesis(Genesis {
+            workspaces_root: root,
+            initial_credits: config.economy.initial_genesis_credits,
+            first_bid: config.genesis_bundle()?,
+            first_bid_amount: config.genesis.first_bid_amount,
+            bid_ttl_cycles: config.economy.bid_ttl_cycles,
+            max_pending_bids: config.economy.max_pending_bids,
+        })
+        .await?;
+    let agent = store.agent(genesis.genesis).await?;
+    let ws = PathBuf::from(&agent.workspace);
+    std::fs::create_dir_all(&ws).map_err(|source| OpenError::Io { path: ws, source })?;
+    Ok(World {
+        config,
+        store,
+        genesis,
+    })
+}
