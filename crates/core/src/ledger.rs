@@ -206,6 +206,7 @@ impl Ledger {
                 });
             }
         }
+        self.check_overflow(debit, credit, amount)?;
         Ok(self.apply(debit, credit, amount, kind, None))
     }
 
@@ -384,6 +385,17 @@ impl Ledger {
                 return Err(LedgerError::UnknownAccount(a));
             }
         }
+        Ok(())
+    }
+
+    /// Refuses a move whose result would not fit in an `i64`, checked after the
+    /// funds so that an unaffordable amount is reported as such.
+    fn check_overflow(
+        &self,
+        debit: Account,
+        credit: Account,
+        amount: Credits,
+    ) -> Result<(), LedgerError> {
         let credit_balance = self.accounts.get(&credit).map(|b| b.balance).unwrap_or(0);
         let debit_balance = self.accounts.get(&debit).map(|b| b.balance).unwrap_or(0);
         if credit_balance.checked_add(amount.micros()).is_none()

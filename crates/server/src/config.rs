@@ -11,9 +11,18 @@ use figment::Figment;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
-/// `AGORA_*` variables that are not configuration keys (flags, test switches, or
-/// what the sandbox gives an agent), so the env provider must not see them.
-const NON_CONFIG_ENV: &[&str] = &["data_dir", "config", "require_docker", "token", "log"];
+/// Which `AGORA_*` variables are configuration: nested keys (`AGORA_SECTION__KEY`,
+/// where an unknown section or key is an error naming it) and these top-level keys.
+/// Other `AGORA_*` variables (`AGORA_DATA_DIR`, `AGORA_REQUIRE_DOCKER`, what the
+/// sandbox gives an agent, …) are not configuration and are left alone.
+const TOP_LEVEL_ENV_KEYS: &[&str] = &["database_url"];
+
+fn is_config_env(key: &str) -> bool {
+    key.contains("__")
+        || TOP_LEVEL_ENV_KEYS
+            .iter()
+            .any(|k| key.eq_ignore_ascii_case(k))
+}
 
 /// The whole configuration.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -282,11 +291,7 @@ impl Config {
         if let Some(f) = &file {
             fig = fig.merge(Toml::file(f));
         }
-        let env = env.split("__").filter(|k| {
-            !NON_CONFIG_ENV
-                .iter()
-                .any(|n| k.as_str().eq_ignore_ascii_case(n))
-        });
+        let env = env.filter(|k| is_config_env(k.as_str())).split("__");
         fig = fig.merge(env);
         if let Some(url) = database_url_env.filter(|u| !u.is_empty()) {
             fig = fig.merge(Serialized::default("database_url", url));

@@ -164,7 +164,13 @@ async fn apply_move(
         let k = credit(c, to, amount).await?;
         Ok((d, k))
     } else {
-        let k = credit(c, to, amount).await?;
+        let k = match credit(c, to, amount).await {
+            // Reported as what it is: an amount the payer cannot afford.
+            Err(StoreError::Rejected(Rejection::Ledger(LedgerError::Overflow))) => {
+                return Err(refusal(c, from, amount).await)
+            }
+            other => other?,
+        };
         let d = debit(c, from, amount).await?;
         Ok((d, k))
     }

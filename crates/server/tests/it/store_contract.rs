@@ -1,0 +1,735 @@
+//! The store contract: every behaviour the economy relies on, run against SQLite
+//! and PostgreSQL alike (see `contract!`).
+
+use crate::contract;
+use crate::harness::{cr, TestStore};
+use agora_core::attention::{RewardRates, Scores};
+use agora_core::clearing::{clear, ClearingInput};
+use agora_core::lifecycle::{AgentStatus, BidStatus, DeathReason, ExecutionStatus};
+use agora_core::{
+    Account, AgentId, Bundle, BundleLimits, BundleSpec, Credits, Cycle, LedgerError, TransferKind,
+};
+use agora_server::store::{NewBid, Rejection, SpawnRequest, StoreError, TransferRequest};
+use std::sync::Arc;
+
+contract!(
+    grants_and_transfers_move_exact_amounts,
+    concurrent_transfers_never_overspend,
+    idempotency_key_moves_money_once,
+    bad_input_is_refused_and_changes_nothing,
+    holds_settle_exactly_once_even_when_raced,
+    bids_respect_reserve_limits_and_release_holds,
+    allocation_pays_once_and_creates_the_execution,
+    law_two_and_the_cull_kill_agents_without_bids,
+    ratings_pay_exactly_once,
+    prompts_expire_and_release_their_escrow,
+    spawn_charges_fee_and_endowment_atomically,
+    messages_burn_their_fee,
+    audit_names_tampering,
+    bootstrap_creates_genesis_once,
+);
+
+fn rejection(e: StoreError) -> Rejection {
+    match e {
+        StoreError::Rejected(r) => r,
+        other => panic!("expected a rejection, got {other:?}"),
+    }
+}
+
+fn transfer(from: AgentId, to: AgentId, amount: Credits, key: Option<&str>) -> TransferRequest {
+    TransferRequest {
+        from,
+        to,
+        amount,
+        memo: "t".into(),
+        idempotency_key: key.map(str::to_string),
+    }
+}
+
+fn bundle(cpu: f64, mem: f64, tokens: f64, attention: f64) -> Bundle {
+    let spec = BundleSpec {
+        cpu_seconds: cpu,
+        memory_mb: mem,
+        tokens,
+        attention_share: attention,
+        wall_seconds: None,
+    };
+    Bundle::parse(&spec, &BundleLimits::default()).unwrap()
+}
+
+fn bid(payer: AgentId, b: Bundle, amount: Credits) -> NewBid {
+    NewBid {
+        payer,
+        beneficiary: payer,
+        bundle: b,
+        amount,
+        ttl_cycles: 20,
+        max_pending: 10,
+    }
+}
+
+async fn grants_and_transfers_move_exact_amounts(t: TestStore) {
+    let a = t.agent(100).await;
+    let b = t.agent(0).await;
+    let amount = Credits::parse("0.000001").unwrap();
+    let (rec, replay) = t
+        .store
+        .transfer(transfer(a, b, amount, None))
+        .await
+        .unwrap();
+    assert!(!replay);
+    assert_eq!(rec.amount, amount);
+    assert_eq!(rec.kind, "transfer");
+    assert_eq!(t.balance(a).await, Credits::parse("99.999999").unwrap());
+    assert_eq!(t.balance(b).await, amount);
+    let history = t.store.history(b, 10).await.unwrap();
+    assert_eq!(history.len(), 1);
+    assert_eq!(history[0].debit, format!("agent:{a}"));
+    let mint = t
+        .store
+        .account_balance(Account::Mint)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(mint.balance, Credits::from_micros(-100_000_000));
+    t.assert_audit_clean().await;
+}
+
+async fn concurrent_transfers_never_overspend(t: TestStore) {
+    let a = t.agent(100).await;
+    let b = t.agent(0).await;
+    let store = Arc::new(t.store.clone());
+    let tasks: Vec<_> = (0..200)
+        .map(|_| {
+            let s = store.clone();
+            tokio::spawn(async move { s.transfer(transfer(a, b, cr(10), None)).await })
+        })
+        .collect();
+    let mut ok = 0;
+    for task in tasks {
+        match task.await.unwrap() {
+            Ok(_) => ok += 1,
+            Err(e) => assert!(
+                matches!(
+                    rejection(e),
+                    Rejection::Ledger(LedgerError::InsufficientFunds { .. })
+                ),
+                "only insufficient funds may refuse"
+            ),
+        }
+    }
+    assert_eq!(ok, 10, "exactly the affordable transfers succeed");
+    assert_eq!(t.balance(a).await, Credits::ZERO);
+    assert_eq!(t.balance(b).await, cr(100));
+    t.assert_audit_clean().await;
+}
+
+async fn idempotency_key_moves_money_once(t: TestStore) {
+    let a = t.agent(100).await;
+    let b = t.agent(0).await;
+    let (first, replay) = t
+        .store
+        .transfer(transfer(a, b, cr(5), Some("k1")))
+        .await
+        .unwrap();
+    assert!(!replay);
+    let (again, replay) = t
+        .store
+        .transfer(transfer(a, b, cr(5), Some("k1")))
+        .await
+        .unwrap();
+    assert!(replay);
+    assert_eq!(first, again);
+    let err = t
+        .store
+        .transfer(transfer(a, b, cr(6), Some("k1")))
+        .await
+        .unwrap_err();
+    assert!(matches!(
+        rejection(err),
+        Rejection::IdempotencyConflict { .. }
+    ));
+    // Eight concurrent retries of a new key still move the money once.
+    let store = Arc::new(t.store.clone());
+    let tasks: Vec<_> = (0..8)
+        .map(|_| {
+            let s = store.clone();
+            tokio::spawn(async move { s.transfer(transfer(a, b, cr(7), Some("k2"))).await })
+        })
+        .collect();
+    let mut ids = Vec::new();
+    for task in tasks {
+        ids.push(task.await.unwrap().unwrap().0.id);
+    }
+    ids.dedup();
+    assert_eq!(ids.len(), 1, "every retry returns the same transfer");
+    assert_eq!(t.balance(b).await, cr(12));
+    t.assert_audit_clean().await;
+}
+
+async fn bad_input_is_refused_and_changes_nothing(t: TestStore) {
+    let a = t.agent(10).await;
+    let b = t.agent(0).await;
+    let before = t.store.audit().await.unwrap();
+    let cases: Vec<(TransferRequest, &str)> = vec![
+        (transfer(a, b, Credits::ZERO, None), "amount_not_positive"),
+        (transfer(a, a, cr(1), None), "self_transfer"),
+        (transfer(a, AgentId(999), cr(1), None), "unknown_agent"),
+        (transfer(AgentId(999), a, cr(1), None), "unknown_agent"),
+        (transfer(a, b, cr(11), None), "insufficient_funds"),
+        (
+            transfer(a, b, Credits::from_micros(i64::MAX), None),
+            "insufficient_funds",
+        ),
+    ];
+    for (req, code) in cases {
+        let e = rejection(t.store.transfer(req).await.unwrap_err());
+        assert_eq!(e.code(), code);
+    }
+    assert!(matches!(
+        rejection(t.store.grant(AgentId(999), cr(1), "x").await.unwrap_err()),
+        Rejection::UnknownAgent(_)
+    ));
+    assert!(matches!(
+        rejection(t.store.grant(a, Credits::ZERO, "x").await.unwrap_err()),
+        Rejection::Ledger(LedgerError::NotPositive)
+    ));
+    assert!(matches!(
+        rejection(
+            t.store
+                .place_hold(a, Credits::from_micros(-5), TransferKind::Transfer)
+                .await
+                .unwrap_err()
+        ),
+        Rejection::Ledger(LedgerError::NotPositive)
+    ));
+    assert_eq!(t.store.audit().await.unwrap(), before, "nothing changed");
+    assert_eq!(t.balance(a).await, cr(10));
+    t.assert_audit_clean().await;
+}
+
+async fn holds_settle_exactly_once_even_when_raced(t: TestStore) {
+    let a = t.agent(10).await;
+    let h = t
+        .store
+        .place_hold(a, cr(4), TransferKind::ResourcePayment)
+        .await
+        .unwrap();
+    assert_eq!(t.available(a).await, cr(6));
+    let e = rejection(
+        t.store
+            .place_hold(a, cr(7), TransferKind::ResourcePayment)
+            .await
+            .unwrap_err(),
+    );
+    assert!(matches!(
+        e,
+        Rejection::Ledger(LedgerError::InsufficientFunds { .. })
+    ));
+    // Eight posts and eight voids race for one hold: exactly one settles it.
+    let store = Arc::new(t.store.clone());
+    let tasks: Vec<_> = (0..16)
+        .map(|i| {
+            let s = store.clone();
+            tokio::spawn(async move {
+                if i % 2 == 0 {
+                    s.post_hold(h, Account::Burn).await.map(|_| "posted")
+                } else {
+                    s.void_hold(h).await.map(|_| "voided")
+                }
+            })
+        })
+        .collect();
+    let mut settled = Vec::new();
+    for task in tasks {
+        match task.await.unwrap() {
+            Ok(how) => settled.push(how),
+            Err(e) => assert!(matches!(
+                rejection(e),
+                Rejection::Ledger(LedgerError::HoldSettled { .. })
+            )),
+        }
+    }
+    assert_eq!(settled.len(), 1, "a hold is settled exactly once");
+    let expected = if settled[0] == "posted" {
+        cr(6)
+    } else {
+        cr(10)
+    };
+    assert_eq!(t.balance(a).await, expected);
+    assert_eq!(t.available(a).await, expected);
+    t.assert_audit_clean().await;
+}
+
+async fn bids_respect_reserve_limits_and_release_holds(t: TestStore) {
+    let a = t.agent(100).await;
+    let b = bundle(1.0, 10.0, 0.0, 0.0); // reserve 1 + 1 = 2 credits
+    let e = rejection(
+        t.store
+            .place_bid(bid(a, b, Credits::parse("1.999999").unwrap()))
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!(
+        e,
+        Rejection::BelowReserve {
+            offered: Credits::parse("1.999999").unwrap(),
+            reserve: cr(2)
+        }
+    );
+    let placed = t.store.place_bid(bid(a, b, cr(2))).await.unwrap();
+    assert_eq!(placed.status, BidStatus::Pending);
+    assert_eq!(t.available(a).await, cr(98));
+    let raised = t.store.raise_bid(a, placed.id, cr(5)).await.unwrap();
+    assert_eq!(raised.amount, cr(5));
+    assert_eq!(t.available(a).await, cr(95));
+    assert!(matches!(
+        rejection(t.store.raise_bid(a, placed.id, cr(4)).await.unwrap_err()),
+        Rejection::NotARaise { .. }
+    ));
+    let other = t.agent(10).await;
+    assert!(matches!(
+        rejection(t.store.withdraw_bid(other, placed.id).await.unwrap_err()),
+        Rejection::NotYourBid(_)
+    ));
+    t.store.withdraw_bid(a, placed.id).await.unwrap();
+    assert_eq!(t.available(a).await, cr(100));
+    assert!(matches!(
+        rejection(t.store.withdraw_bid(a, placed.id).await.unwrap_err()),
+        Rejection::BidNotPending { .. }
+    ));
+    // The pending-bid limit.
+    let mut limited = bid(a, b, cr(2));
+    limited.max_pending = 2;
+    t.store.place_bid(limited.clone()).await.unwrap();
+    t.store.place_bid(limited.clone()).await.unwrap();
+    assert!(matches!(
+        rejection(t.store.place_bid(limited).await.unwrap_err()),
+        Rejection::TooManyBids { max: 2 }
+    ));
+    // Expiry: bids placed in cycle 0 with ttl 20 expire when cycle 21 begins.
+    assert_eq!(t.store.expire_bids(Cycle(20)).await.unwrap(), 0);
+    assert_eq!(t.store.expire_bids(Cycle(21)).await.unwrap(), 2);
+    assert_eq!(t.available(a).await, cr(100));
+    let rejected = t.store.events_after(0, 1000).await.unwrap();
+    assert!(
+        rejected.iter().any(|e| e.kind == "bid_rejected"),
+        "refusals are events"
+    );
+    t.assert_audit_clean().await;
+}
+
+async fn allocation_pays_once_and_creates_the_execution(t: TestStore) {
+    let a = t.agent(100).await;
+    let b = t.agent(100).await;
+    let big = t
+        .store
+        .place_bid(bid(a, bundle(1.0, 100.0, 0.0, 0.0), cr(30)))
+        .await
+        .unwrap();
+    let small = t
+        .store
+        .place_bid(bid(b, bundle(1.0, 10.0, 0.0, 0.0), cr(3)))
+        .await
+        .unwrap();
+    let cycle = t.store.begin_cycle().await.unwrap();
+    let (bids, capacity, in_use, prices, unavailable) = t.store.clearing_input().await.unwrap();
+    let out = clear(&ClearingInput {
+        bids: &bids,
+        capacity,
+        in_use,
+        prices,
+        unavailable: &unavailable,
+    });
+    assert_eq!(out.winners, vec![big.id, small.id]);
+    let e1 = t.store.allocate(big.id, cycle).await.unwrap().unwrap();
+    assert_eq!(e1.status, ExecutionStatus::Scheduled);
+    assert_eq!(e1.agent, a);
+    assert!(
+        t.store.allocate(big.id, cycle).await.unwrap().is_none(),
+        "a won bid is not paid twice"
+    );
+    t.store.allocate(small.id, cycle).await.unwrap().unwrap();
+    assert_eq!(t.balance(a).await, cr(70));
+    let burn = t
+        .store
+        .account_balance(Account::Burn)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(burn.balance, cr(33));
+    let mem = t
+        .store
+        .markets()
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|m| m.resource == "memory_mb")
+        .unwrap();
+    assert_eq!(mem.in_use, 110, "running executions hold their memory");
+    // a is now running, so its next bid cannot win until the execution ends.
+    t.store
+        .place_bid(bid(a, bundle(1.0, 10.0, 0.0, 0.0), cr(3)))
+        .await
+        .unwrap();
+    let (_, _, _, _, unavailable) = t.store.clearing_input().await.unwrap();
+    assert!(unavailable.contains(&a));
+    t.store
+        .finish_execution(e1.id, ExecutionStatus::Succeeded, Some(0), None)
+        .await
+        .unwrap();
+    let mem = t
+        .store
+        .markets()
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|m| m.resource == "memory_mb")
+        .unwrap();
+    assert_eq!(mem.in_use, 10);
+    t.assert_audit_clean().await;
+}
+
+async fn law_two_and_the_cull_kill_agents_without_bids(t: TestStore) {
+    let a = t.agent(100).await;
+    let b = t.agent(100).await;
+    let c = t.agent(100).await;
+    let first = t
+        .store
+        .place_bid(bid(a, bundle(1.0, 10.0, 0.0, 0.0), cr(5)))
+        .await
+        .unwrap();
+    let bfirst = t
+        .store
+        .place_bid(bid(b, bundle(1.0, 10.0, 0.0, 0.0), cr(5)))
+        .await
+        .unwrap();
+    let cycle = t.store.begin_cycle().await.unwrap();
+    let ea = t.store.allocate(first.id, cycle).await.unwrap().unwrap();
+    let eb = t.store.allocate(bfirst.id, cycle).await.unwrap().unwrap();
+    // b leaves a bid before its execution ends; a does not.
+    t.store
+        .place_bid(bid(b, bundle(1.0, 10.0, 0.0, 0.0), cr(5)))
+        .await
+        .unwrap();
+    assert_eq!(
+        t.store
+            .finish_execution(ea.id, ExecutionStatus::Failed, Some(1), None)
+            .await
+            .unwrap(),
+        Some(DeathReason::NoBid)
+    );
+    assert_eq!(
+        t.store
+            .finish_execution(eb.id, ExecutionStatus::Succeeded, Some(0), None)
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!(
+        t.store
+            .finish_execution(eb.id, ExecutionStatus::Succeeded, Some(0), None)
+            .await
+            .unwrap(),
+        None
+    );
+    let a_rec = t.store.agent(a).await.unwrap();
+    assert_eq!(a_rec.status, AgentStatus::Dead);
+    assert_eq!(a_rec.death_reason, Some(DeathReason::NoBid));
+    assert_eq!(a_rec.execution_count, 1);
+    // c never bid: the cull takes it; b has a pending bid and lives.
+    let dead = t.store.cull(cycle).await.unwrap();
+    assert_eq!(dead, vec![c]);
+    assert_eq!(
+        t.store.agent(c).await.unwrap().death_reason,
+        Some(DeathReason::Culled)
+    );
+    assert_eq!(t.store.agent(b).await.unwrap().status, AgentStatus::Alive);
+    assert_eq!(
+        t.store.agent(b).await.unwrap().execution_count,
+        1,
+        "finishing twice counts once"
+    );
+    // The dead cannot bid or receive.
+    assert!(matches!(
+        rejection(
+            t.store
+                .place_bid(bid(a, bundle(1.0, 10.0, 0.0, 0.0), cr(5)))
+                .await
+                .unwrap_err()
+        ),
+        Rejection::AgentDead(_)
+    ));
+    assert!(matches!(
+        rejection(
+            t.store
+                .transfer(transfer(b, a, cr(1), None))
+                .await
+                .unwrap_err()
+        ),
+        Rejection::AgentDead(_)
+    ));
+    t.assert_audit_clean().await;
+}
+
+/// An agent with a scheduled execution, ready to prompt.
+async fn executing_agent(t: &TestStore, credits: i64) -> (AgentId, agora_core::ExecutionId) {
+    let a = t.agent(credits).await;
+    let placed = t
+        .store
+        .place_bid(bid(a, bundle(1.0, 10.0, 0.0, 0.5), cr(10)))
+        .await
+        .unwrap();
+    let cycle = t.store.begin_cycle().await.unwrap();
+    let e = t.store.allocate(placed.id, cycle).await.unwrap().unwrap();
+    (a, e.id)
+}
+
+fn scores(i: u8, u: u8, d: u8) -> Scores {
+    Scores::parse(Some(f64::from(i)), Some(f64::from(u)), Some(f64::from(d))).unwrap()
+}
+
+async fn ratings_pay_exactly_once(t: TestStore) {
+    let (a, ea) = executing_agent(&t, 100).await;
+    let (b, eb) = executing_agent(&t, 100).await;
+    let pa = t
+        .store
+        .submit_prompt(a, ea, serde_json::json!({"text": "a"}), cr(5))
+        .await
+        .unwrap();
+    assert_eq!(
+        pa.status.as_str(),
+        "active",
+        "the first prompt becomes active"
+    );
+    let pb = t
+        .store
+        .submit_prompt(b, eb, serde_json::json!({"text": "b"}), cr(8))
+        .await
+        .unwrap();
+    assert_eq!(pb.status.as_str(), "pending", "one active prompt at a time");
+    assert!(matches!(
+        rejection(
+            t.store
+                .submit_prompt(a, ea, serde_json::json!("again"), cr(1))
+                .await
+                .unwrap_err()
+        ),
+        Rejection::PromptAlreadySubmitted(_)
+    ));
+    assert!(matches!(
+        rejection(
+            t.store
+                .submit_prompt(a, eb, serde_json::json!("not mine"), cr(1))
+                .await
+                .unwrap_err()
+        ),
+        Rejection::UnknownExecution(_)
+    ));
+    assert_eq!(t.available(a).await, cr(85));
+    // Eight concurrent ratings of the active prompt: exactly one pays.
+    let store = Arc::new(t.store.clone());
+    let tasks: Vec<_> = (0..8)
+        .map(|_| {
+            let s = store.clone();
+            tokio::spawn(async move {
+                s.reward_prompt(
+                    pa.id,
+                    scores(7, 8, 9),
+                    "good".into(),
+                    RewardRates::default(),
+                )
+                .await
+            })
+        })
+        .collect();
+    let mut paid = Vec::new();
+    for task in tasks {
+        match task.await.unwrap() {
+            Ok(o) => paid.push(o),
+            Err(e) => assert!(matches!(rejection(e), Rejection::PromptNotActive { .. })),
+        }
+    }
+    assert_eq!(paid.len(), 1, "a prompt is rated once");
+    assert_eq!(paid[0].reward, cr(24 * 50));
+    assert_eq!(paid[0].next_active, Some(pb.id));
+    // 100 − 10 (execution) − 5 (escrow burned) + 1200.
+    assert_eq!(t.balance(a).await, cr(1285));
+    assert_eq!(
+        t.store.agent(a).await.unwrap().total_credits_earned,
+        cr(1200)
+    );
+    // A zero rating burns the escrow and mints nothing.
+    let o = t
+        .store
+        .reward_prompt(
+            pb.id,
+            scores(0, 0, 0),
+            String::new(),
+            RewardRates::default(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(o.reward, Credits::ZERO);
+    assert_eq!(t.balance(b).await, cr(82));
+    t.assert_audit_clean().await;
+}
+
+async fn prompts_expire_and_release_their_escrow(t: TestStore) {
+    let (a, ea) = executing_agent(&t, 100).await;
+    let p = t
+        .store
+        .submit_prompt(a, ea, serde_json::json!("hi"), cr(5))
+        .await
+        .unwrap();
+    let now = agora_server::store::now_micros();
+    assert!(t
+        .store
+        .expire_prompts(now, 60_000_000)
+        .await
+        .unwrap()
+        .is_empty());
+    assert_eq!(
+        t.store
+            .expire_prompts(now + 61_000_000, 60_000_000)
+            .await
+            .unwrap(),
+        vec![p.id]
+    );
+    assert_eq!(t.available(a).await, cr(90));
+    assert!(matches!(
+        rejection(
+            t.store
+                .reward_prompt(p.id, scores(1, 1, 1), String::new(), RewardRates::default())
+                .await
+                .unwrap_err()
+        ),
+        Rejection::PromptNotActive { .. }
+    ));
+    t.assert_audit_clean().await;
+}
+
+async fn spawn_charges_fee_and_endowment_atomically(t: TestStore) {
+    let parent = t.agent(100).await;
+    let req = |credits: i64| SpawnRequest {
+        parent,
+        initial_credits: cr(credits),
+        spawn_cost: cr(10),
+        workspaces_root: t.workspaces(),
+    };
+    let child = t.store.spawn(req(30)).await.unwrap();
+    assert_eq!(t.balance(parent).await, cr(60));
+    assert_eq!(t.balance(child).await, cr(30));
+    let rec = t.store.agent(child).await.unwrap();
+    assert_eq!(rec.lineage, vec![parent]);
+    assert!(rec.workspace.ends_with(&format!("agent-{child}")));
+    let grandchild = t
+        .store
+        .spawn(SpawnRequest {
+            parent: child,
+            ..req(5)
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        t.store.agent(grandchild).await.unwrap().lineage,
+        vec![child, parent]
+    );
+    // Too expensive: refused whole, no child created.
+    let agents_before = t.store.agents(0, 100).await.unwrap().len();
+    let e = rejection(t.store.spawn(req(55)).await.unwrap_err());
+    assert_eq!(
+        e,
+        Rejection::Ledger(LedgerError::InsufficientFunds {
+            available: cr(60),
+            needed: cr(65)
+        })
+    );
+    assert_eq!(t.store.agents(0, 100).await.unwrap().len(), agents_before);
+    assert_eq!(t.balance(parent).await, cr(60));
+    t.assert_audit_clean().await;
+}
+
+async fn messages_burn_their_fee(t: TestStore) {
+    let a = t.agent(1).await;
+    let b = t.agent(0).await;
+    let fee = Credits::parse("0.1").unwrap();
+    t.store
+        .send_message(a, b, "hello".into(), fee)
+        .await
+        .unwrap();
+    assert_eq!(t.balance(a).await, Credits::parse("0.9").unwrap());
+    assert!(matches!(
+        rejection(
+            t.store
+                .send_message(a, a, "me".into(), fee)
+                .await
+                .unwrap_err()
+        ),
+        Rejection::MessageToSelf
+    ));
+    assert!(matches!(
+        rejection(
+            t.store
+                .send_message(a, AgentId(404), "?".into(), fee)
+                .await
+                .unwrap_err()
+        ),
+        Rejection::UnknownAgent(_)
+    ));
+    let poor = t.agent(0).await;
+    assert!(matches!(
+        rejection(
+            t.store
+                .send_message(poor, a, "x".into(), fee)
+                .await
+                .unwrap_err()
+        ),
+        Rejection::Ledger(LedgerError::InsufficientFunds { .. })
+    ));
+    t.assert_audit_clean().await;
+}
+
+async fn audit_names_tampering(t: TestStore) {
+    let a = t.agent(10).await;
+    t.assert_audit_clean().await;
+    // Tamper behind the store's back, as a bug or a hand edit would.
+    t.raw(&format!(
+        "UPDATE accounts SET balance = balance + 1 WHERE agent_id = {a}"
+    ))
+    .await;
+    let codes: Vec<_> = t
+        .store
+        .audit()
+        .await
+        .unwrap()
+        .violations
+        .iter()
+        .map(|v| v.code())
+        .collect();
+    assert!(codes.contains(&"balance_mismatch"), "{codes:?}");
+    assert!(codes.contains(&"sum_not_zero"), "{codes:?}");
+}
+
+async fn bootstrap_creates_genesis_once(t: TestStore) {
+    let g = agora_server::store::Genesis {
+        workspaces_root: t.workspaces(),
+        initial_credits: cr(1000),
+        first_bid: bundle(1.0, 64.0, 0.0, 0.0),
+        first_bid_amount: cr(20),
+        bid_ttl_cycles: 20,
+        max_pending_bids: 10,
+    };
+    let first = t.store.bootstrap_genesis(g.clone()).await.unwrap();
+    assert!(first.created);
+    let again = t.store.bootstrap_genesis(g).await.unwrap();
+    assert!(!again.created);
+    assert_eq!(first.genesis, again.genesis);
+    let b = t.store.balance(first.genesis).await.unwrap();
+    assert_eq!((b.balance, b.held), (cr(1000), cr(20)));
+    assert_eq!(t.store.agents(0, 10).await.unwrap().len(), 1);
+    let bids = t.store.bids_of(first.genesis, 10).await.unwrap();
+    assert_eq!(bids.len(), 1);
+    assert_eq!(bids[0].status, BidStatus::Pending);
+    t.assert_audit_clean().await;
+}
