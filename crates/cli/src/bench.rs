@@ -40,7 +40,7 @@ pub async fn run(_cli: &Cli, cmd: &BenchCommand) -> anyhow::Result<ExitCode> {
             let f = bench::clearing(*bids, *runs);
             println!("bids={} runs={} winners={}", f.bids, f.runs, f.winners);
             println!("clearing_p90_ms={:.3}", f.p90.as_secs_f64() * 1e3);
-            let label = if f.bids % 1000 == 0 {
+            let label = if f.bids.is_multiple_of(1000) {
                 format!("{}k", f.bids / 1000)
             } else {
                 f.bids.to_string()

@@ -1,0 +1,165 @@
+//! The `agora` binary end to end: help, `up` until Ctrl-C, `audit` clean and after
+//! tampering, `config` errors, and the benchmark's last line.
+
+#![allow(clippy::unwrap_used)]
+
+use sqlx::{Connection, Executor};
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+fn agora(data_dir: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_agora"))
+        .arg("--data-dir")
+        .arg(data_dir)
+        .args(args)
+        .env_remove("DATABASE_URL")
+        .output()
+        .unwrap()
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+#[test]
+fn every_command_explains_itself() {
+    let dir = tempfile::tempdir().unwrap();
+    let top = agora(dir.path(), &["--help"]);
+    assert!(top.status.success());
+    for cmd in ["up", "audit", "config", "bench"] {
+        assert!(stdout(&top).contains(cmd), "--help lists {cmd}");
+        let o = agora(dir.path(), &[cmd, "--help"]);
+        assert!(o.status.success(), "{cmd} --help");
+        assert!(stdout(&o).len() > 80, "{cmd} --help says something");
+    }
+    for b in ["clearing", "ledger"] {
+        assert!(agora(dir.path(), &["bench", b, "--help"]).status.success());
+    }
+}
+
+/// Starts `agora up`, waits for it to be ready, interrupts it like Ctrl-C.
+fn up_then_interrupt(data_dir: &Path) -> String {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_agora"))
+        .arg("--data-dir")
+        .arg(data_dir)
+        .arg("up")
+        .env_remove("DATABASE_URL")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let mut seen = String::new();
+    let start = Instant::now();
+    loop {
+        let mut line = String::new();
+        assert!(
+            out.read_line(&mut line).unwrap() > 0,
+            "agora up ended early: {seen}"
+        );
+        seen.push_str(&line);
+        if line.contains("Press Ctrl-C") {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "agora up never got ready"
+        );
+    }
+    let status = Command::new("kill")
+        .arg("-INT")
+        .arg(child.id().to_string())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut out, &mut rest).unwrap();
+    seen.push_str(&rest);
+    assert!(
+        child.wait().unwrap().success(),
+        "agora up exits 0 on Ctrl-C: {seen}"
+    );
+    seen
+}
+
+#[tokio::test]
+async fn up_bootstraps_once_and_audit_catches_tampering() {
+    let dir = tempfile::tempdir().unwrap();
+    let first = up_then_interrupt(dir.path());
+    assert!(
+        first.contains("genesis:   agent 1 (created), balance 1000 credits, 50 held"),
+        "{first}"
+    );
+    assert!(first.contains("stopped cleanly"), "{first}");
+    let second = up_then_interrupt(dir.path());
+    assert!(
+        second.contains("agent 1 (resumed), balance 1000 credits"),
+        "{second}"
+    );
+
+    let clean = agora(dir.path(), &["audit"]);
+    assert!(clean.status.success(), "{}", stdout(&clean));
+    assert!(stdout(&clean).contains("audit clean"));
+
+    sqlx::any::install_default_drivers();
+    let url = format!("sqlite://{}", dir.path().join("agora.db").display());
+    let mut c = sqlx::AnyConnection::connect(&url).await.unwrap();
+    c.execute("UPDATE accounts SET balance = balance + 5 WHERE kind = 'burn'")
+        .await
+        .unwrap();
+    c.close().await.unwrap();
+    let broken = agora(dir.path(), &["audit"]);
+    assert_eq!(broken.status.code(), Some(1));
+    let text = stdout(&broken);
+    assert!(text.contains("VIOLATION balance_mismatch: burn"), "{text}");
+    assert!(text.contains("VIOLATION sum_not_zero"), "{text}");
+}
+
+#[test]
+fn audit_without_a_world_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = agora(dir.path(), &["audit"]);
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("run `agora up` first"));
+}
+
+#[test]
+fn config_prints_the_layers_and_names_bad_keys() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("agora.toml"), "[economy]\nspawn_cost = 3\n").unwrap();
+    let o = Command::new(env!("CARGO_BIN_EXE_agora"))
+        .arg("--data-dir")
+        .arg(dir.path())
+        .arg("config")
+        .env("AGORA_ECONOMY__MESSAGE_COST", "0.5")
+        .output()
+        .unwrap();
+    assert!(o.status.success());
+    let text = stdout(&o);
+    assert!(text.contains("spawn_cost = \"3\""), "{text}");
+    assert!(text.contains("message_cost = \"0.5\""), "{text}");
+    std::fs::write(dir.path().join("agora.toml"), "[economy]\nspawn_cots = 3\n").unwrap();
+    let o = agora(dir.path(), &["config"]);
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("spawn_cots"));
+}
+
+#[test]
+fn clearing_bench_prints_its_figure_last() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = agora(
+        dir.path(),
+        &["bench", "clearing", "--bids", "2000", "--runs", "3"],
+    );
+    assert!(o.status.success());
+    let text = stdout(&o);
+    let last = text.lines().last().unwrap();
+    let ms: f64 = last
+        .strip_prefix("clearing_2k_ms=")
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(ms > 0.0);
+}
