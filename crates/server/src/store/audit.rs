@@ -29,6 +29,13 @@ impl Store {
     /// transaction so that it sees a single consistent snapshot.
     pub async fn audit(&self) -> StoreResult<AuditReport> {
         let mut tx = self.reader().begin().await?;
+        if self.backend() == super::Backend::Postgres {
+            // READ COMMITTED would give each query its own snapshot; the sums must
+            // all describe the same moment while money keeps moving.
+            sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+                .execute(&mut *tx)
+                .await?;
+        }
         let sums = |col: &str| {
             format!("SELECT {col} AS account_id, CAST(SUM(amount) AS BIGINT) AS total FROM transfers GROUP BY {col}")
         };

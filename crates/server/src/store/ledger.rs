@@ -427,6 +427,33 @@ pub async fn require_alive(c: &mut AnyConnection, agent: AgentId) -> StoreResult
     }
 }
 
+/// Fails unless every listed agent exists and is alive, in one query.
+pub async fn require_alive_all(c: &mut AnyConnection, agents: &[AgentId]) -> StoreResult<()> {
+    let placeholders: Vec<String> = (1..=agents.len()).map(|i| format!("${i}")).collect();
+    let sql = format!(
+        "SELECT id, status FROM agents WHERE id IN ({})",
+        placeholders.join(", ")
+    );
+    let mut q = sqlx::query(&sql);
+    for a in agents {
+        q = q.bind(a.0);
+    }
+    let rows = q.fetch_all(&mut *c).await?;
+    for a in agents {
+        let status = rows
+            .iter()
+            .find(|r| r.try_get::<i64, _>("id").ok() == Some(a.0))
+            .map(|r| r.try_get::<String, _>("status"))
+            .transpose()?;
+        match status.as_deref() {
+            None => return Err(Rejection::UnknownAgent(*a).into()),
+            Some("alive") => {}
+            Some(_) => return Err(Rejection::AgentDead(*a).into()),
+        }
+    }
+    Ok(())
+}
+
 const TRANSFER_COLUMNS: &str = "t.id, t.amount, t.kind, t.memo, t.bid_id, t.execution_id, \
      t.prompt_id, t.created_at, da.kind AS debit_kind, da.agent_id AS debit_agent, \
      ca.kind AS credit_kind, ca.agent_id AS credit_agent";
@@ -537,8 +564,7 @@ impl Store {
                 if req.from == req.to {
                     return Err(LedgerError::SelfTransfer.into());
                 }
-                require_alive(c, req.from).await?;
-                require_alive(c, req.to).await?;
+                require_alive_all(c, &[req.from, req.to]).await?;
                 let refs = Refs {
                     memo: req.memo.clone(),
                     idempotency_key: req.idempotency_key.clone(),

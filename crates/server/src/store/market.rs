@@ -215,6 +215,17 @@ pub async fn place_bid_in(c: &mut AnyConnection, bid: &NewBid) -> StoreResult<Bi
     if !bid.amount.is_positive() {
         return Err(agora_core::LedgerError::NotPositive.into());
     }
+    let reserve = read_prices(c).await?.reserve(&bid.bundle);
+    if bid.amount < reserve {
+        return Err(Rejection::BelowReserve {
+            offered: bid.amount,
+            reserve,
+        }
+        .into());
+    }
+    let hold = place_hold(c, bid.payer, bid.amount, TransferKind::ResourcePayment).await?;
+    // Counted after the hold: the hold's UPDATE locks the payer's account row, so
+    // concurrent bids of one payer are counted one after the other (PostgreSQL).
     let pending: i64 =
         sqlx::query_scalar("SELECT COUNT(*) FROM bids WHERE payer_id = $1 AND status = 'pending'")
             .bind(bid.payer.0)
@@ -226,15 +237,6 @@ pub async fn place_bid_in(c: &mut AnyConnection, bid: &NewBid) -> StoreResult<Bi
         }
         .into());
     }
-    let reserve = read_prices(c).await?.reserve(&bid.bundle);
-    if bid.amount < reserve {
-        return Err(Rejection::BelowReserve {
-            offered: bid.amount,
-            reserve,
-        }
-        .into());
-    }
-    let hold = place_hold(c, bid.payer, bid.amount, TransferKind::ResourcePayment).await?;
     let cycle = read_cycle(c).await?;
     let expiry = lifecycle::expiry_cycle(cycle, bid.ttl_cycles);
     let q = bid.bundle.quantities();

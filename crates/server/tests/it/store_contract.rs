@@ -19,6 +19,7 @@ contract!(
     bad_input_is_refused_and_changes_nothing,
     holds_settle_exactly_once_even_when_raced,
     bids_respect_reserve_limits_and_release_holds,
+    concurrent_bids_respect_the_pending_limit,
     allocation_pays_once_and_creates_the_execution,
     law_two_and_the_cull_kill_agents_without_bids,
     ratings_pay_exactly_once,
@@ -316,6 +317,29 @@ async fn bids_respect_reserve_limits_and_release_holds(t: TestStore) {
         rejected.iter().any(|e| e.kind == "bid_rejected"),
         "refusals are events"
     );
+    t.assert_audit_clean().await;
+}
+
+async fn concurrent_bids_respect_the_pending_limit(t: TestStore) {
+    let a = t.agent(1000).await;
+    let store = Arc::new(t.store.clone());
+    let tasks: Vec<_> = (0..20)
+        .map(|_| {
+            let s = store.clone();
+            let mut b = bid(a, bundle(1.0, 10.0, 0.0, 0.0), cr(2));
+            b.max_pending = 5;
+            tokio::spawn(async move { s.place_bid(b).await })
+        })
+        .collect();
+    let mut ok = 0;
+    for task in tasks {
+        match task.await.unwrap() {
+            Ok(_) => ok += 1,
+            Err(e) => assert!(matches!(rejection(e), Rejection::TooManyBids { max: 5 })),
+        }
+    }
+    assert_eq!(ok, 5, "the pending-bid limit holds under concurrency");
+    assert_eq!(t.available(a).await, cr(990));
     t.assert_audit_clean().await;
 }
 
