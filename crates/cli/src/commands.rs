@@ -155,7 +155,7 @@ async fn audit(cli: &Cli, args: &AuditArgs) -> anyhow::Result<ExitCode> {
     let url = config.effective_database_url();
     if url.starts_with("sqlite:")
         && !config.data_dir.join("agora.db").exists()
-        && config.database_url.is_empty()
+        && config.database_url.0.is_empty()
     {
         anyhow::bail!(
             "no database at {}: run `agora up` first",

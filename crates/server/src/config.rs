@@ -24,6 +24,17 @@ fn is_config_env(key: &str) -> bool {
             .any(|k| key.eq_ignore_ascii_case(k))
 }
 
+/// A database URL. It may carry a password, so its `Debug` form is redacted.
+#[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct DatabaseUrl(pub String);
+
+impl std::fmt::Debug for DatabaseUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:?}", redact(&self.0))
+    }
+}
+
 /// The whole configuration.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -34,7 +45,7 @@ pub struct Config {
     pub data_dir: PathBuf,
     /// `postgres://…` to use PostgreSQL (also read from `DATABASE_URL`); empty
     /// means the SQLite file `agora.db` in the data directory.
-    pub database_url: String,
+    pub database_url: DatabaseUrl,
     pub server: ServerConfig,
     pub economy: EconomyConfig,
     pub attention: AttentionConfig,
@@ -150,7 +161,7 @@ impl Default for Config {
     fn default() -> Self {
         Config {
             data_dir: PathBuf::from("./agora-data"),
-            database_url: String::new(),
+            database_url: DatabaseUrl::default(),
             server: ServerConfig::default(),
             economy: EconomyConfig::default(),
             attention: AttentionConfig::default(),
@@ -393,8 +404,8 @@ impl Config {
                 "exceeds economy.initial_genesis_credits",
             ));
         }
-        if !self.database_url.is_empty()
-            && crate::store::Backend::from_url(&self.database_url).is_none()
+        if !self.database_url.0.is_empty()
+            && crate::store::Backend::from_url(&self.database_url.0).is_none()
         {
             return Err(invalid(
                 "database_url",
@@ -407,20 +418,20 @@ impl Config {
     /// The database URL in force: the configured one, or the SQLite file in the
     /// data directory.
     pub fn effective_database_url(&self) -> String {
-        if self.database_url.is_empty() {
+        if self.database_url.0.is_empty() {
             format!(
                 "sqlite://{}?mode=rwc",
                 self.data_dir.join("agora.db").display()
             )
         } else {
-            self.database_url.clone()
+            self.database_url.0.clone()
         }
     }
 
     /// The configuration as TOML, with the database password redacted.
     pub fn to_toml(&self) -> String {
         let mut shown = self.clone();
-        shown.database_url = redact(&self.database_url);
+        shown.database_url = DatabaseUrl(redact(&self.database_url.0));
         let mut out = format!(
             "# data_dir = {:?} (from --data-dir / AGORA_DATA_DIR)\n",
             self.data_dir.display().to_string()
@@ -624,6 +635,10 @@ mod tests {
                 "postgres://agora:hunter2@127.0.0.1/agora"
             );
             let shown = c.to_toml();
+            assert!(
+                !format!("{c:?}").contains("hunter2"),
+                "Debug redacts the password"
+            );
             assert!(
                 !shown.contains("hunter2") && shown.contains("agora:***@"),
                 "{shown}"

@@ -93,6 +93,19 @@ pub struct ExecutionRecord {
     pub ended_at: Option<i64>,
 }
 
+/// One market's state after one cycle.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct HistoryRow {
+    pub cycle: i64,
+    pub resource: String,
+    pub capacity: i64,
+    pub allocated: i64,
+    pub utilisation: f64,
+    /// µcr per displayed unit.
+    pub price: i64,
+    pub recorded_at: i64,
+}
+
 /// What one clearing did to the markets, recorded after the cycle.
 #[derive(Debug, Clone, PartialEq)]
 pub struct CycleRecord {
@@ -693,6 +706,35 @@ impl Store {
             })
         })
         .await
+    }
+
+    /// Market history rows of cycles after `after_cycle`, oldest first, at most `limit`.
+    pub async fn market_history(
+        &self,
+        after_cycle: i64,
+        limit: i64,
+    ) -> StoreResult<Vec<HistoryRow>> {
+        let rows = sqlx::query(
+            "SELECT cycle, resource, capacity, allocated, utilisation, price, recorded_at \
+             FROM market_history WHERE cycle > $1 ORDER BY cycle, resource LIMIT $2",
+        )
+        .bind(after_cycle)
+        .bind(limit)
+        .fetch_all(self.reader())
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(HistoryRow {
+                    cycle: r.try_get("cycle")?,
+                    resource: r.try_get("resource")?,
+                    capacity: r.try_get("capacity")?,
+                    allocated: r.try_get("allocated")?,
+                    utilisation: r.try_get("utilisation")?,
+                    price: r.try_get("price")?,
+                    recorded_at: r.try_get("recorded_at")?,
+                })
+            })
+            .collect()
     }
 
     pub async fn execution(&self, id: ExecutionId) -> StoreResult<ExecutionRecord> {

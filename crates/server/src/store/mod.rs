@@ -31,7 +31,9 @@ pub use bootstrap::{BootstrapOutcome, Genesis};
 pub use error::{Rejection, StoreError, StoreResult};
 pub use events::{EventRecord, EventType, NewEvent};
 pub use ledger::{Balance, TransferRecord, TransferRequest};
-pub use market::{BidRecord, CycleRecord, ExecutionRecord, MarketRecord, MarketSetup, NewBid};
+pub use market::{
+    BidRecord, CycleRecord, ExecutionRecord, HistoryRow, MarketRecord, MarketSetup, NewBid,
+};
 pub use social::SpawnRequest;
 
 use futures_core::future::BoxFuture;

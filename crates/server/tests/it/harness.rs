@@ -17,6 +17,33 @@ pub struct TestStore {
     pub dir: TempDir,
     /// The database URL, for raw access behind the store's back.
     pub url: String,
+    /// For PostgreSQL: the admin URL and the test database to drop afterwards.
+    pub drop_database: Option<(String, String)>,
+}
+
+impl Drop for TestStore {
+    /// Drops the test's PostgreSQL database so repeated runs do not pile them up.
+    fn drop(&mut self) {
+        if let Some((admin, name)) = self.drop_database.take() {
+            let handle = std::thread::spawn(move || {
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .unwrap();
+                rt.block_on(async {
+                    if let Ok(mut c) = sqlx::AnyConnection::connect(&admin).await {
+                        let _ = c
+                            .execute(
+                                format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)").as_str(),
+                            )
+                            .await;
+                        let _ = c.close().await;
+                    }
+                });
+            });
+            let _ = handle.join();
+        }
+    }
 }
 
 impl TestStore {
@@ -76,7 +103,12 @@ async fn with_markets(store: Store, dir: TempDir, url: String) -> TestStore {
         }
     }
     store.setup_markets(setups).await.unwrap();
-    TestStore { store, dir, url }
+    TestStore {
+        store,
+        dir,
+        url,
+        drop_database: None,
+    }
 }
 
 pub async fn sqlite() -> TestStore {
@@ -120,7 +152,9 @@ pub async fn postgres() -> Option<TestStore> {
     let base = admin.rsplit_once('/').map(|(b, _)| b).unwrap_or(&admin);
     let url = format!("{base}/{name}");
     let store = Store::open(&url).await.unwrap();
-    Some(with_markets(store, tempfile::tempdir().unwrap(), url).await)
+    let mut t = with_markets(store, tempfile::tempdir().unwrap(), url).await;
+    t.drop_database = Some((admin, name));
+    Some(t)
 }
 
 /// Declares each listed `async fn name(TestStore)` as two tests, `name::sqlite` and

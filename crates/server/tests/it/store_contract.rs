@@ -22,6 +22,7 @@ contract!(
     concurrent_bids_respect_the_pending_limit,
     allocation_pays_once_and_creates_the_execution,
     law_two_and_the_cull_kill_agents_without_bids,
+    cycles_record_prices_and_history,
     ratings_pay_exactly_once,
     prompts_expire_and_release_their_escrow,
     spawn_charges_fee_and_endowment_atomically,
@@ -494,6 +495,68 @@ async fn law_two_and_the_cull_kill_agents_without_bids(t: TestStore) {
         Rejection::AgentDead(_)
     ));
     t.assert_audit_clean().await;
+}
+
+async fn cycles_record_prices_and_history(t: TestStore) {
+    assert_eq!(t.store.current_cycle().await.unwrap(), Cycle(0));
+    let c1 = t.store.begin_cycle().await.unwrap();
+    let c2 = t.store.begin_cycle().await.unwrap();
+    assert_eq!((c1, c2), (Cycle(1), Cycle(2)));
+    let before = t.store.prices().await.unwrap();
+    let mut next = before;
+    next.0[0] = agora_core::Price(before.0[0].0 + 100_000);
+    let rec = agora_server::store::CycleRecord {
+        cycle: c2,
+        allocated: agora_core::ResourceVec([9_000, 0, 0, 0]),
+        utilisation: [0.9, 0.0, 0.0, 0.0],
+        new_prices: next,
+    };
+    t.store.record_cycle(rec).await.unwrap();
+    assert_eq!(t.store.prices().await.unwrap(), next);
+    let cpu = t
+        .store
+        .markets()
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|m| m.resource == "cpu_seconds")
+        .unwrap();
+    assert_eq!((cpu.utilisation, cpu.updated_cycle), (0.9, 2));
+    let history = t.store.market_history(0, 100).await.unwrap();
+    assert_eq!(history.len(), 4, "one row per market");
+    let cpu_row = history
+        .iter()
+        .find(|h| h.resource == "cpu_seconds")
+        .unwrap();
+    assert_eq!(
+        (
+            cpu_row.cycle,
+            cpu_row.allocated,
+            cpu_row.capacity,
+            cpu_row.price
+        ),
+        (2, 9_000, 10_000, next.0[0].0)
+    );
+    let events = t.store.events_after(0, 100).await.unwrap();
+    let update = events.iter().find(|e| e.kind == "price_update").unwrap();
+    assert_eq!(update.cycle, Some(2));
+    assert_eq!(update.data["prices"]["cpu_seconds"], "1.1");
+    // Recording the same cycle twice is refused by the history's primary key.
+    assert!(t
+        .store
+        .record_cycle(agora_server::store::CycleRecord {
+            cycle: c2,
+            allocated: agora_core::ResourceVec::default(),
+            utilisation: [0.0; 4],
+            new_prices: before,
+        })
+        .await
+        .is_err());
+    assert_eq!(
+        t.store.prices().await.unwrap(),
+        next,
+        "a refused record changes nothing"
+    );
 }
 
 /// An agent with a scheduled execution, ready to prompt.
