@@ -26,6 +26,7 @@ contract!(
     ratings_pay_exactly_once,
     prompts_expire_and_release_their_escrow,
     spawn_charges_fee_and_endowment_atomically,
+    concurrent_spawns_never_overspend,
     messages_burn_their_fee,
     audit_names_tampering,
     bootstrap_creates_genesis_once,
@@ -734,6 +735,41 @@ async fn spawn_charges_fee_and_endowment_atomically(t: TestStore) {
     );
     assert_eq!(t.store.agents(0, 100).await.unwrap().len(), agents_before);
     assert_eq!(t.balance(parent).await, cr(60));
+    t.assert_audit_clean().await;
+}
+
+async fn concurrent_spawns_never_overspend(t: TestStore) {
+    let parent = t.agent(100).await;
+    let store = Arc::new(t.store.clone());
+    let tasks: Vec<_> = (0..12)
+        .map(|_| {
+            let s = store.clone();
+            let req = SpawnRequest {
+                parent,
+                initial_credits: cr(15),
+                spawn_cost: cr(10),
+                workspaces_root: t.workspaces(),
+            };
+            tokio::spawn(async move { s.spawn(req).await })
+        })
+        .collect();
+    let mut children = Vec::new();
+    for task in tasks {
+        match task.await.unwrap() {
+            Ok(c) => children.push(c),
+            Err(e) => assert!(matches!(
+                rejection(e),
+                Rejection::Ledger(LedgerError::InsufficientFunds { .. })
+            )),
+        }
+    }
+    assert_eq!(children.len(), 4, "100 credits pay for four spawns of 25");
+    assert_eq!(t.balance(parent).await, Credits::ZERO);
+    assert_eq!(
+        t.store.agents(0, 100).await.unwrap().len(),
+        5,
+        "refused spawns leave no agent behind"
+    );
     t.assert_audit_clean().await;
 }
 
