@@ -80,6 +80,7 @@ async fn up(cli: &Cli, args: &UpArgs) -> anyhow::Result<ExitCode> {
         database_url: args.db.database_url.clone(),
         cycle_interval_ms: args.cycle_interval_ms,
     };
+    let mut shutdown = Shutdown::listen()?;
     let config = load_config(cli, &overrides)?;
     let url = config.effective_database_url();
     let w = world::open(config).await.context("cannot open the world")?;
@@ -113,34 +114,34 @@ async fn up(cli: &Cli, args: &UpArgs) -> anyhow::Result<ExitCode> {
         );
     }
     println!("Press Ctrl-C to stop.");
-    shutdown_signal().await;
+    shutdown.wait().await;
     tracing::info!("shutting down");
     w.store.close().await;
     println!("agora stopped cleanly");
     Ok(ExitCode::SUCCESS)
 }
 
-/// Resolves on Ctrl-C or SIGTERM.
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        if tokio::signal::ctrl_c().await.is_err() {
-            std::future::pending::<()>().await;
+/// Ctrl-C and SIGTERM, listened for from creation on: a signal that arrives before
+/// anyone awaits [`Shutdown::wait`] is not lost (nor does it kill the process).
+struct Shutdown {
+    interrupt: tokio::signal::unix::Signal,
+    terminate: tokio::signal::unix::Signal,
+}
+
+impl Shutdown {
+    fn listen() -> anyhow::Result<Shutdown> {
+        use tokio::signal::unix::{signal, SignalKind};
+        Ok(Shutdown {
+            interrupt: signal(SignalKind::interrupt()).context("cannot listen for Ctrl-C")?,
+            terminate: signal(SignalKind::terminate()).context("cannot listen for SIGTERM")?,
+        })
+    }
+
+    async fn wait(&mut self) {
+        tokio::select! {
+            _ = self.interrupt.recv() => {}
+            _ = self.terminate.recv() => {}
         }
-    };
-    #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        _ = ctrl_c => {}
-        _ = term => {}
     }
 }
 
