@@ -3,12 +3,19 @@
 # postgresql package) when one is installed so the store contract suite runs on
 # both backends; without it the PostgreSQL half skips, unless AGORA_REQUIRE_POSTGRES
 # is set, in which case it fails. Docker tests likewise skip only when Docker is
-# absent and AGORA_REQUIRE_DOCKER is unset.
+# absent and AGORA_REQUIRE_DOCKER is unset; with Docker present the agent runtime
+# image is built first (offline from Debian packages: needs mmdebstrap).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 if [ -z "${AGORA_TEST_POSTGRES_URL:-}" ] && ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
   eval "$(scripts/start-postgres.sh)"
+fi
+
+# The sandbox tests run agents in the runtime image; build it once up front (a no-op
+# when it exists) rather than inside a test's time limit.
+if docker info >/dev/null 2>&1; then
+  cargo run -q -p agora-cli -- runtime build
 fi
 
 cargo nextest run --workspace --no-fail-fast "$@"

@@ -9,6 +9,15 @@ use std::process::ExitCode;
 
 #[derive(Debug, Subcommand)]
 pub enum BenchCommand {
+    /// Sandbox start-up: our docker launch-to-exit time over a bare `docker run --rm`
+    /// of the same image (`sandbox_docker_overhead_ratio`), and the process
+    /// backend's launch to first output line (`sandbox_process_start_ms`, last line).
+    /// Skips the docker half when no Docker Engine answers.
+    Sandbox {
+        /// Timed runs of each (after one warm-up).
+        #[arg(long, default_value_t = 15)]
+        runs: usize,
+    },
     /// Clear a random book of pending bids over four resources; prints
     /// `clearing_<n>k_ms=<median ms per clearing>`.
     Clearing {
@@ -79,6 +88,27 @@ pub async fn run(_cli: &Cli, cmd: &BenchCommand) -> anyhow::Result<ExitCode> {
             println!("ledger_transfer_p99_ms={:.3}", f.p99.as_secs_f64() * 1e3);
             println!("ledger_transfers_per_s={:.0}", f.per_second);
         }
+        BenchCommand::Sandbox { runs } => sandbox(*runs).await?,
     }
     Ok(ExitCode::SUCCESS)
+}
+
+async fn sandbox(runs: usize) -> anyhow::Result<()> {
+    use agora_sandbox::bench::{bench_docker_overhead, bench_process_start};
+    use agora_sandbox::{DockerOptions, DockerSandbox, ProcessOptions, ProcessSandbox};
+    match DockerSandbox::connect(DockerOptions::default()).await {
+        Ok(docker) => {
+            let d = bench_docker_overhead(&docker, runs).await?;
+            println!(
+                "sandbox_docker_ours_ms={:.1} sandbox_docker_bare_ms={:.1} runs={}",
+                d.ours_ms, d.bare_ms, d.runs
+            );
+            println!("sandbox_docker_overhead_ratio={:.2}", d.ratio);
+        }
+        Err(e) => println!("docker: skipped ({e})"),
+    }
+    let p = bench_process_start(&ProcessSandbox::new(ProcessOptions::default())?, runs).await?;
+    println!("sandbox_process_bwrap={} runs={}", p.bwrap, p.runs);
+    println!("sandbox_process_start_ms={:.0}", p.median_ms);
+    Ok(())
 }

@@ -71,6 +71,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Bench(b) => bench::run(&cli, b).await,
+        Command::Runtime(r) => crate::runtime::run(r).await,
     }
 }
 

@@ -2,6 +2,7 @@
 
 mod bench;
 mod commands;
+mod runtime;
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
@@ -41,6 +42,9 @@ pub enum Command {
     /// Print the effective configuration (defaults < agora.toml < AGORA_* env <
     /// flags) as TOML.
     Config(commands::DbArgs),
+    /// The agent runtime image `agora-runtime:<version>` (Python 3 + debugpy).
+    #[command(subcommand)]
+    Runtime(runtime::RuntimeCommand),
     /// Run a benchmark; the headline figure is printed on the last line.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
