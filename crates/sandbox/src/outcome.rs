@@ -34,6 +34,25 @@ pub struct Outcome {
     pub log_lines: u64,
 }
 
+/// The last line a sandbox writes to an execution's log: how it ended, in one line
+/// that both backends spell the same way.
+pub(crate) fn ended_line(
+    status: ExecutionStatus,
+    exit_code: Option<i64>,
+    reason: &str,
+    cpu_used_ms: Option<u64>,
+    peak_memory_mb: Option<u64>,
+) -> String {
+    let or = |v: Option<String>, none: &str| v.unwrap_or_else(|| none.to_string());
+    format!(
+        "ended: status={} exit_code={} reason={reason} cpu_used_ms={} peak_memory_mb={}",
+        status.as_str(),
+        or(exit_code.map(|c| c.to_string()), "none"),
+        or(cpu_used_ms.map(|c| c.to_string()), "unknown"),
+        or(peak_memory_mb.map(|c| c.to_string()), "unknown"),
+    )
+}
+
 /// What a backend enforced, stated per boundary so nobody has to guess (§6: "reports
 /// honestly what isolation it provided").
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]

@@ -157,13 +157,7 @@ impl Supervisor {
         sender
             .send(
                 LogStream::Sandbox,
-                format!(
-                    "ended: status={} exit_code={} reason={reason} cpu_used_ms={} peak_memory_mb={}",
-                    status.as_str(),
-                    exit_code.map_or_else(|| "none".into(), |c| c.to_string()),
-                    cpu_used_ms.map_or_else(|| "unknown".into(), |c| c.to_string()),
-                    peak_memory_mb.map_or_else(|| "unknown".into(), |c| c.to_string()),
-                ),
+                crate::outcome::ended_line(status, exit_code, &reason, cpu_used_ms, peak_memory_mb),
             )
             .await;
         drop(sender);

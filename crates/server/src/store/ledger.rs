@@ -303,6 +303,34 @@ async fn settle(
     })
 }
 
+/// Releases a settled hold's amount from its account's `held`, and on a post also
+/// debits it: one statement that cannot fail the available check, because the
+/// amount was reserved.
+async fn release_held(
+    c: &mut AnyConnection,
+    hold: &PendingHold,
+    id: HoldId,
+    debit: bool,
+) -> StoreResult<()> {
+    let sql = if debit {
+        "UPDATE accounts SET held = held - $1, balance = balance - $1 \
+         WHERE id = $2 AND held >= $1 AND balance >= $1"
+    } else {
+        "UPDATE accounts SET held = held - $1 WHERE id = $2 AND held >= $1"
+    };
+    let r = sqlx::query(sql)
+        .bind(hold.amount.micros())
+        .bind(hold.account_id)
+        .execute(&mut *c)
+        .await?;
+    if r.rows_affected() != 1 {
+        return Err(StoreError::Corrupt(format!(
+            "hold {id} exceeds its account's held amount"
+        )));
+    }
+    Ok(())
+}
+
 /// Posts a pending hold: its amount leaves the agent for `to`, recorded as a
 /// transfer of the hold's kind that references the hold.
 pub async fn post_hold(
@@ -315,35 +343,12 @@ pub async fn post_hold(
     if to == hold.account {
         return Err(LedgerError::SelfTransfer.into());
     }
-    // The held amount is released and debited in one statement; it cannot fail the
-    // available check because it was reserved.
-    let release = "UPDATE accounts SET held = held - $1, balance = balance - $1 \
-                   WHERE id = $2 AND held >= $1 AND balance >= $1";
     let ids = if hold.account < to {
-        let r = sqlx::query(release)
-            .bind(hold.amount.micros())
-            .bind(hold.account_id)
-            .execute(&mut *c)
-            .await?;
-        if r.rows_affected() != 1 {
-            return Err(StoreError::Corrupt(format!(
-                "hold {id} exceeds its account's held amount"
-            )));
-        }
-        let k = credit(c, to, hold.amount).await?;
-        (hold.account_id, k)
+        release_held(c, &hold, id, true).await?;
+        (hold.account_id, credit(c, to, hold.amount).await?)
     } else {
         let k = credit(c, to, hold.amount).await?;
-        let r = sqlx::query(release)
-            .bind(hold.amount.micros())
-            .bind(hold.account_id)
-            .execute(&mut *c)
-            .await?;
-        if r.rows_affected() != 1 {
-            return Err(StoreError::Corrupt(format!(
-                "hold {id} exceeds its account's held amount"
-            )));
-        }
+        release_held(c, &hold, id, true).await?;
         (hold.account_id, k)
     };
     insert_transfer(c, ids, hold.amount, hold.kind, Some(id), refs).await
@@ -352,16 +357,7 @@ pub async fn post_hold(
 /// Voids a pending hold: its amount becomes available again.
 pub async fn void_hold(c: &mut AnyConnection, id: HoldId) -> StoreResult<Credits> {
     let hold = settle(c, id, HoldStatus::Voided).await?;
-    let r = sqlx::query("UPDATE accounts SET held = held - $1 WHERE id = $2 AND held >= $1")
-        .bind(hold.amount.micros())
-        .bind(hold.account_id)
-        .execute(&mut *c)
-        .await?;
-    if r.rows_affected() != 1 {
-        return Err(StoreError::Corrupt(format!(
-            "hold {id} exceeds its account's held amount"
-        )));
-    }
+    release_held(c, &hold, id, false).await?;
     Ok(hold.amount)
 }
 

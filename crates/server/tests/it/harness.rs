@@ -6,7 +6,7 @@
 
 use agora_core::{AgentId, Credits, Resource};
 use agora_server::config::Config;
-use agora_server::store::{NewAgent, Store};
+use agora_server::store::{NewAgent, Rejection, Store, StoreError};
 use sqlx::{Connection, Executor};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -87,6 +87,33 @@ impl TestStore {
     pub async fn available(&self, id: AgentId) -> Credits {
         self.store.balance(id).await.unwrap().available
     }
+}
+
+/// Runs `n` operations on the store at once, each in its own task, and returns
+/// what succeeded; every failure must be a refusal `allowed` accepts.
+pub async fn race<T, F, Fut>(
+    t: &TestStore,
+    n: usize,
+    op: F,
+    allowed: fn(&Rejection) -> bool,
+) -> Vec<T>
+where
+    F: Fn(usize, Store) -> Fut,
+    Fut: std::future::Future<Output = Result<T, StoreError>> + Send + 'static,
+    T: Send + 'static,
+{
+    let tasks: Vec<_> = (0..n)
+        .map(|i| tokio::spawn(op(i, t.store.clone())))
+        .collect();
+    let mut ok = Vec::new();
+    for task in tasks {
+        match task.await.unwrap() {
+            Ok(v) => ok.push(v),
+            Err(StoreError::Rejected(r)) => assert!(allowed(&r), "unexpected refusal: {r:?}"),
+            Err(other) => panic!("store fault under concurrency: {other:?}"),
+        }
+    }
+    ok
 }
 
 /// Whole credits.

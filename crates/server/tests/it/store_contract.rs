@@ -2,7 +2,7 @@
 //! and PostgreSQL alike (see `contract!`).
 
 use crate::contract;
-use crate::harness::{cr, TestStore};
+use crate::harness::{cr, race, TestStore};
 use agora_core::attention::{RewardRates, Scores};
 use agora_core::clearing::{clear, ClearingInput};
 use agora_core::lifecycle::{AgentStatus, BidStatus, DeathReason, ExecutionStatus};
@@ -10,7 +10,6 @@ use agora_core::{
     Account, AgentId, Bundle, BundleLimits, BundleSpec, Credits, Cycle, LedgerError, TransferKind,
 };
 use agora_server::store::{NewBid, Rejection, SpawnRequest, StoreError, TransferRequest};
-use std::sync::Arc;
 
 contract!(
     grants_and_transfers_move_exact_amounts,
@@ -101,27 +100,14 @@ async fn grants_and_transfers_move_exact_amounts(t: TestStore) {
 async fn concurrent_transfers_never_overspend(t: TestStore) {
     let a = t.agent(100).await;
     let b = t.agent(0).await;
-    let store = Arc::new(t.store.clone());
-    let tasks: Vec<_> = (0..200)
-        .map(|_| {
-            let s = store.clone();
-            tokio::spawn(async move { s.transfer(transfer(a, b, cr(10), None)).await })
-        })
-        .collect();
-    let mut ok = 0;
-    for task in tasks {
-        match task.await.unwrap() {
-            Ok(_) => ok += 1,
-            Err(e) => assert!(
-                matches!(
-                    rejection(e),
-                    Rejection::Ledger(LedgerError::InsufficientFunds { .. })
-                ),
-                "only insufficient funds may refuse"
-            ),
-        }
-    }
-    assert_eq!(ok, 10, "exactly the affordable transfers succeed");
+    let ok = race(
+        &t,
+        200,
+        |_, s| async move { s.transfer(transfer(a, b, cr(10), None)).await },
+        |r| matches!(r, Rejection::Ledger(LedgerError::InsufficientFunds { .. })),
+    )
+    .await;
+    assert_eq!(ok.len(), 10, "exactly the affordable transfers succeed");
     assert_eq!(t.balance(a).await, Credits::ZERO);
     assert_eq!(t.balance(b).await, cr(100));
     t.assert_audit_clean().await;
@@ -153,17 +139,16 @@ async fn idempotency_key_moves_money_once(t: TestStore) {
         Rejection::IdempotencyConflict { .. }
     ));
     // Eight concurrent retries of a new key still move the money once.
-    let store = Arc::new(t.store.clone());
-    let tasks: Vec<_> = (0..8)
-        .map(|_| {
-            let s = store.clone();
-            tokio::spawn(async move { s.transfer(transfer(a, b, cr(7), Some("k2"))).await })
-        })
-        .collect();
-    let mut ids = Vec::new();
-    for task in tasks {
-        ids.push(task.await.unwrap().unwrap().0.id);
-    }
+    let mut ids: Vec<_> = race(
+        &t,
+        8,
+        |_, s| async move { s.transfer(transfer(a, b, cr(7), Some("k2"))).await },
+        |_| false,
+    )
+    .await
+    .into_iter()
+    .map(|(rec, _)| rec.id)
+    .collect();
     ids.dedup();
     assert_eq!(ids.len(), 1, "every retry returns the same transfer");
     assert_eq!(t.balance(b).await, cr(12));
@@ -230,29 +215,19 @@ async fn holds_settle_exactly_once_even_when_raced(t: TestStore) {
         Rejection::Ledger(LedgerError::InsufficientFunds { .. })
     ));
     // Eight posts and eight voids race for one hold: exactly one settles it.
-    let store = Arc::new(t.store.clone());
-    let tasks: Vec<_> = (0..16)
-        .map(|i| {
-            let s = store.clone();
-            tokio::spawn(async move {
-                if i % 2 == 0 {
-                    s.post_hold(h, Account::Burn).await.map(|_| "posted")
-                } else {
-                    s.void_hold(h).await.map(|_| "voided")
-                }
-            })
-        })
-        .collect();
-    let mut settled = Vec::new();
-    for task in tasks {
-        match task.await.unwrap() {
-            Ok(how) => settled.push(how),
-            Err(e) => assert!(matches!(
-                rejection(e),
-                Rejection::Ledger(LedgerError::HoldSettled { .. })
-            )),
-        }
-    }
+    let settled = race(
+        &t,
+        16,
+        move |i, s| async move {
+            if i % 2 == 0 {
+                s.post_hold(h, Account::Burn).await.map(|_| "posted")
+            } else {
+                s.void_hold(h).await.map(|_| "voided")
+            }
+        },
+        |r| matches!(r, Rejection::Ledger(LedgerError::HoldSettled { .. })),
+    )
+    .await;
     assert_eq!(settled.len(), 1, "a hold is settled exactly once");
     let expected = if settled[0] == "posted" {
         cr(6)
@@ -324,23 +299,18 @@ async fn bids_respect_reserve_limits_and_release_holds(t: TestStore) {
 
 async fn concurrent_bids_respect_the_pending_limit(t: TestStore) {
     let a = t.agent(1000).await;
-    let store = Arc::new(t.store.clone());
-    let tasks: Vec<_> = (0..20)
-        .map(|_| {
-            let s = store.clone();
+    let ok = race(
+        &t,
+        20,
+        |_, s| async move {
             let mut b = bid(a, bundle(1.0, 10.0, 0.0, 0.0), cr(2));
             b.max_pending = 5;
-            tokio::spawn(async move { s.place_bid(b).await })
-        })
-        .collect();
-    let mut ok = 0;
-    for task in tasks {
-        match task.await.unwrap() {
-            Ok(_) => ok += 1,
-            Err(e) => assert!(matches!(rejection(e), Rejection::TooManyBids { max: 5 })),
-        }
-    }
-    assert_eq!(ok, 5, "the pending-bid limit holds under concurrency");
+            s.place_bid(b).await
+        },
+        |r| matches!(r, Rejection::TooManyBids { max: 5 }),
+    )
+    .await;
+    assert_eq!(ok.len(), 5, "the pending-bid limit holds under concurrency");
     assert_eq!(t.available(a).await, cr(990));
     t.assert_audit_clean().await;
 }
@@ -616,28 +586,21 @@ async fn ratings_pay_exactly_once(t: TestStore) {
     ));
     assert_eq!(t.available(a).await, cr(85));
     // Eight concurrent ratings of the active prompt: exactly one pays.
-    let store = Arc::new(t.store.clone());
-    let tasks: Vec<_> = (0..8)
-        .map(|_| {
-            let s = store.clone();
-            tokio::spawn(async move {
-                s.reward_prompt(
-                    pa.id,
-                    scores(7, 8, 9),
-                    "good".into(),
-                    RewardRates::default(),
-                )
-                .await
-            })
-        })
-        .collect();
-    let mut paid = Vec::new();
-    for task in tasks {
-        match task.await.unwrap() {
-            Ok(o) => paid.push(o),
-            Err(e) => assert!(matches!(rejection(e), Rejection::PromptNotActive { .. })),
-        }
-    }
+    let paid = race(
+        &t,
+        8,
+        |_, s| async move {
+            s.reward_prompt(
+                pa.id,
+                scores(7, 8, 9),
+                "good".into(),
+                RewardRates::default(),
+            )
+            .await
+        },
+        |r| matches!(r, Rejection::PromptNotActive { .. }),
+    )
+    .await;
     assert_eq!(paid.len(), 1, "a prompt is rated once");
     assert_eq!(paid[0].reward, cr(24 * 50));
     assert_eq!(paid[0].next_active, Some(pb.id));
@@ -740,29 +703,22 @@ async fn spawn_charges_fee_and_endowment_atomically(t: TestStore) {
 
 async fn concurrent_spawns_never_overspend(t: TestStore) {
     let parent = t.agent(100).await;
-    let store = Arc::new(t.store.clone());
-    let tasks: Vec<_> = (0..12)
-        .map(|_| {
-            let s = store.clone();
+    let workspaces = t.workspaces();
+    let children = race(
+        &t,
+        12,
+        move |_, s| {
             let req = SpawnRequest {
                 parent,
                 initial_credits: cr(15),
                 spawn_cost: cr(10),
-                workspaces_root: t.workspaces(),
+                workspaces_root: workspaces.clone(),
             };
-            tokio::spawn(async move { s.spawn(req).await })
-        })
-        .collect();
-    let mut children = Vec::new();
-    for task in tasks {
-        match task.await.unwrap() {
-            Ok(c) => children.push(c),
-            Err(e) => assert!(matches!(
-                rejection(e),
-                Rejection::Ledger(LedgerError::InsufficientFunds { .. })
-            )),
-        }
-    }
+            async move { s.spawn(req).await }
+        },
+        |r| matches!(r, Rejection::Ledger(LedgerError::InsufficientFunds { .. })),
+    )
+    .await;
     assert_eq!(children.len(), 4, "100 credits pay for four spawns of 25");
     assert_eq!(t.balance(parent).await, Credits::ZERO);
     assert_eq!(
