@@ -9,6 +9,7 @@ use agora_server::world;
 use anyhow::Context;
 use clap::Args;
 use std::process::ExitCode;
+use tracing_subscriber::Layer;
 
 /// Flags that choose the database.
 #[derive(Debug, Args)]
@@ -36,14 +37,43 @@ pub struct AuditArgs {
     pub db: DbArgs,
 }
 
-/// Logs to stderr, filtered by `RUST_LOG` (default `info`).
-pub fn init_logging() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
+/// Logs to stderr, filtered by `RUST_LOG` (default `info`), and, when `log_file` is
+/// given, also appends them to that file (without colours).
+pub fn init_logging(log_file: Option<&std::path::Path>) -> anyhow::Result<()> {
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    let filter = || {
+        tracing_subscriber::EnvFilter::try_from_default_env()
+            .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"))
+    };
+    let stderr = tracing_subscriber::fmt::layer()
         .with_writer(std::io::stderr)
+        .with_filter(filter());
+    let file = match log_file {
+        Some(path) => {
+            if let Some(dir) = path.parent() {
+                std::fs::create_dir_all(dir)
+                    .with_context(|| format!("cannot create {}", dir.display()))?;
+            }
+            let f = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)
+                .with_context(|| format!("cannot open {}", path.display()))?;
+            Some(
+                tracing_subscriber::fmt::layer()
+                    .with_ansi(false)
+                    .with_writer(std::sync::Mutex::new(f))
+                    .with_filter(filter()),
+            )
+        }
+        None => None,
+    };
+    tracing_subscriber::registry()
+        .with(stderr)
+        .with(file)
         .init();
+    Ok(())
 }
 
 /// Loads the configuration for the command line.
@@ -56,6 +86,9 @@ pub fn load_config(cli: &Cli, overrides: &Overrides) -> anyhow::Result<Config> {
 }
 
 pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    if !matches!(cli.command, Command::Up(_)) {
+        init_logging(None)?;
+    }
     match &cli.command {
         Command::Up(args) => up(&cli, args).await,
         Command::Audit(args) => audit(&cli, args).await,
@@ -83,9 +116,18 @@ async fn up(cli: &Cli, args: &UpArgs) -> anyhow::Result<ExitCode> {
     };
     let mut shutdown = Shutdown::listen()?;
     let config = load_config(cli, &overrides)?;
+    let log_file = config.data_dir.join("logs").join("agora.log");
+    init_logging(Some(&log_file))?;
     let url = config.effective_database_url();
     let w = world::open(config).await.context("cannot open the world")?;
     let b = w.store.balance(w.genesis.genesis).await?;
+    tracing::info!(
+        data_dir = %w.config.data_dir.display(),
+        backend = w.store.backend().as_str(),
+        genesis = %w.genesis.genesis,
+        created = w.genesis.created,
+        "world open"
+    );
     println!("agora {} is up", env!("CARGO_PKG_VERSION"));
     println!("  data dir:  {}", w.config.data_dir.display());
     println!(

@@ -52,7 +52,6 @@ pub enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    commands::init_logging();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

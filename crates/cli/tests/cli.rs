@@ -99,6 +99,10 @@ async fn up_bootstraps_once_and_audit_catches_tampering() {
         "{second}"
     );
 
+    let log = std::fs::read_to_string(dir.path().join("logs/agora.log")).unwrap();
+    assert_eq!(log.matches("world open").count(), 2, "{log}");
+    assert!(log.contains("shutting down"), "{log}");
+
     let clean = agora(dir.path(), &["audit"]);
     assert!(clean.status.success(), "{}", stdout(&clean));
     assert!(stdout(&clean).contains("audit clean"));
