@@ -87,7 +87,12 @@ pub(crate) fn kill_uid(uid: u32) -> usize {
             .find_map(|l| l.strip_prefix("Uid:"))
             .and_then(|v| v.split_whitespace().next())
             .and_then(|v| v.parse::<u32>().ok());
-        if real_uid == Some(uid) {
+        // A zombie is already dead: killing it succeeds but means nothing.
+        let zombie = status
+            .lines()
+            .find_map(|l| l.strip_prefix("State:"))
+            .is_some_and(|v| v.trim_start().starts_with('Z'));
+        if real_uid == Some(uid) && !zombie {
             if let Some(p) = Pid::from_raw(pid) {
                 if rustix::process::kill_process(p, Signal::KILL).is_ok() {
                     n += 1;
