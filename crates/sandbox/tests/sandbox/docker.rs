@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use agora_core::lifecycle::ExecutionStatus;
 use agora_sandbox::runtime_image::{self, BuildPreference};
-use agora_sandbox::{ExecutionSandbox, ImageBuildMethod, LogStream};
+use agora_sandbox::{ExecutionSandbox, ImageBuildMethod, LogStream, ReadonlyMount};
 
 use super::helpers::*;
 
@@ -244,6 +244,46 @@ async fn writes_outside_workspace_and_tmp_fail() {
     }
     assert_eq!(run.value("tmp_exec"), "refused", "/tmp must be noexec");
     assert!(case.workspace().join("ok.txt").exists());
+}
+
+pub const RULES: &str = r#"
+print("rules=" + open("/agora/RULES.md").read().strip())
+try:
+    with open("/agora/RULES.md", "a") as f:
+        f.write("cheat")
+    print("rules_write=written")
+except OSError:
+    print("rules_write=refused")
+"#;
+
+/// Mounts a game-rules file read-only at /agora/RULES.md, as the orchestrator will;
+/// the returned directory holds the host file.
+pub fn with_rules(case: &mut Case) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let rules = dir.path().join("RULES.md");
+    std::fs::write(&rules, "play fair\n").unwrap();
+    // World-writable on the host, so only the read-only mount can refuse the write.
+    let perms = <std::fs::Permissions as std::os::unix::fs::PermissionsExt>::from_mode(0o666);
+    std::fs::set_permissions(&rules, perms).unwrap();
+    case.spec.readonly_mounts.push(ReadonlyMount {
+        host: rules,
+        target: "/agora/RULES.md".into(),
+    });
+    dir
+}
+
+#[tokio::test]
+async fn game_rules_are_readable_but_read_only() {
+    let Some(sb) = docker().await else { return };
+    let mut case = Case::new(RULES);
+    let dir = with_rules(&mut case);
+    let run = case.run(&sb).await;
+    assert_eq!(run.value("rules"), "play fair", "{}", run.dump());
+    assert_eq!(run.value("rules_write"), "refused", "{}", run.dump());
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("RULES.md")).unwrap(),
+        "play fair\n"
+    );
 }
 
 pub const FILL_TMP: &str = r#"

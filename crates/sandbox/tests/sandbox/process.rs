@@ -10,7 +10,7 @@ use agora_core::lifecycle::ExecutionStatus;
 use agora_sandbox::process::BwrapMode;
 use agora_sandbox::{ExecutionSandbox, LogStream, ProcessOptions, ProcessSandbox};
 
-use super::docker::{ALLOCATE, BUSY, FILL_TMP, FORK_BOMB, PRIVILEGES, WRITES};
+use super::docker::{with_rules, ALLOCATE, BUSY, FILL_TMP, FORK_BOMB, PRIVILEGES, RULES, WRITES};
 use super::helpers::*;
 
 fn sandbox() -> ProcessSandbox {
@@ -338,6 +338,20 @@ async fn bwrap_writes_outside_workspace_and_tmp_fail() {
         assert_eq!(run.value(p), "refused", "{p}: {}", run.dump());
     }
     assert!(case.workspace().join("ok.txt").exists());
+}
+
+#[tokio::test]
+async fn bwrap_game_rules_are_readable_but_read_only() {
+    let Some(sb) = bwrapped() else { return };
+    let mut case = Case::new(RULES);
+    let dir = with_rules(&mut case);
+    let run = case.run(&sb).await;
+    assert_eq!(run.value("rules"), "play fair", "{}", run.dump());
+    assert_eq!(run.value("rules_write"), "refused", "{}", run.dump());
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("RULES.md")).unwrap(),
+        "play fair\n"
+    );
 }
 
 #[tokio::test]
