@@ -167,3 +167,91 @@ fn clearing_bench_prints_its_figure_last() {
         .unwrap();
     assert!(ms > 0.0);
 }
+
+/// SIGKILLs `agora bench ledger` (transfers in flight from 8 tasks) at several
+/// moments and audits the database after each: a crash never creates or loses a
+/// credit, and the store opens again after it.
+fn crash_during_transfers(url: &str, audit_dir: &Path) {
+    let mut transfers_before = 0u64;
+    for (round, after_ms) in [150u64, 400, 900, 1500].into_iter().enumerate() {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_agora"))
+            .args([
+                "bench",
+                "ledger",
+                "--transfers",
+                "1000000",
+                "--database-url",
+                url,
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(after_ms));
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "round {round}: the benchmark ended before the kill"
+        );
+        child.kill().unwrap(); // SIGKILL
+        child.wait().unwrap();
+        let audit = agora(audit_dir, &["audit", "--database-url", url]);
+        assert!(audit.status.success(), "round {round}: {}", stdout(&audit));
+        let text = stdout(&audit);
+        assert!(text.contains("audit clean"));
+        // "audited N accounts, M holds, T transfers in …": money moved in this round.
+        let transfers: u64 = text
+            .split(" transfers")
+            .next()
+            .and_then(|s| s.rsplit(' ').next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("no transfer count in {text}"));
+        assert!(
+            transfers > transfers_before,
+            "round {round}: the kill came before any transfer"
+        );
+        transfers_before = transfers;
+    }
+}
+
+#[test]
+fn a_killed_process_leaves_the_sqlite_ledger_exact() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!(
+        "sqlite://{}?mode=rwc",
+        dir.path().join("crash.db").display()
+    );
+    crash_during_transfers(&url, dir.path());
+}
+
+#[test]
+fn a_killed_process_leaves_the_postgres_ledger_exact() {
+    let Ok(admin) = std::env::var("AGORA_TEST_POSTGRES_URL") else {
+        assert!(
+            std::env::var_os("AGORA_REQUIRE_POSTGRES").is_none(),
+            "PostgreSQL required"
+        );
+        return;
+    };
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let name = format!("agora_crash_{}", std::process::id());
+    rt.block_on(async {
+        sqlx::any::install_default_drivers();
+        let mut c = sqlx::AnyConnection::connect(&admin).await.unwrap();
+        c.execute(format!("DROP DATABASE IF EXISTS {name}").as_str())
+            .await
+            .unwrap();
+        c.execute(format!("CREATE DATABASE {name}").as_str())
+            .await
+            .unwrap();
+        c.close().await.unwrap();
+    });
+    let base = admin.rsplit_once('/').map(|(b, _)| b).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    crash_during_transfers(&format!("{base}/{name}"), dir.path());
+    rt.block_on(async {
+        let mut c = sqlx::AnyConnection::connect(&admin).await.unwrap();
+        c.execute(format!("DROP DATABASE {name} WITH (FORCE)").as_str())
+            .await
+            .unwrap();
+    });
+}
