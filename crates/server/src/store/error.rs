@@ -97,14 +97,17 @@ impl StoreError {
         }
     }
 
-    /// True for PostgreSQL serialization failures and deadlocks, and for a
-    /// concurrent insert of the same idempotency key: the whole transaction may be
-    /// retried and will then see the winner's result.
+    /// True for PostgreSQL serialization failures and deadlocks, and for losing a
+    /// race on a unique index that guards a rule (the same idempotency key, a second
+    /// active prompt): the whole transaction may be retried and will then see the
+    /// winner's result.
     pub(crate) fn is_retryable(&self) -> bool {
         match self {
             StoreError::Database(sqlx::Error::Database(db)) => {
                 matches!(db.code().as_deref(), Some("40001" | "40P01"))
-                    || (db.is_unique_violation() && db.message().contains("idempotency"))
+                    || (db.is_unique_violation()
+                        && (db.message().contains("idempotency")
+                            || db.message().contains("one_active")))
                     || db.message().contains("database is locked")
             }
             _ => false,

@@ -111,7 +111,10 @@ impl Checkpointer {
                 if flag.load(Ordering::Relaxed) || pool.is_closed() {
                     break;
                 }
-                if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)").execute(&pool).await {
+                if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
+                    .execute(&pool)
+                    .await
+                {
                     tracing::warn!(error = %e, "WAL checkpoint failed");
                 }
             }

@@ -23,6 +23,7 @@ contract!(
     law_two_and_the_cull_kill_agents_without_bids,
     cycles_record_prices_and_history,
     ratings_pay_exactly_once,
+    concurrent_prompts_leave_exactly_one_active,
     prompts_expire_and_release_their_escrow,
     spawn_charges_fee_and_endowment_atomically,
     concurrent_spawns_never_overspend,
@@ -623,6 +624,41 @@ async fn ratings_pay_exactly_once(t: TestStore) {
         .unwrap();
     assert_eq!(o.reward, Credits::ZERO);
     assert_eq!(t.balance(b).await, cr(82));
+    t.assert_audit_clean().await;
+}
+
+async fn concurrent_prompts_leave_exactly_one_active(t: TestStore) {
+    let mut executing = Vec::new();
+    for _ in 0..8 {
+        executing.push(executing_agent(&t, 100).await);
+    }
+    let executing = std::sync::Arc::new(executing);
+    let submitted = race(
+        &t,
+        8,
+        move |i, s| {
+            let (a, e) = executing[i];
+            async move {
+                s.submit_prompt(a, e, serde_json::json!({"n": i}), cr(1 + i as i64))
+                    .await
+            }
+        },
+        |_| false,
+    )
+    .await;
+    assert_eq!(submitted.len(), 8);
+    let queue = t.store.attention_queue().await.unwrap();
+    assert_eq!(queue.len(), 8);
+    let active: Vec<_> = queue
+        .iter()
+        .filter(|p| p.status.as_str() == "active")
+        .collect();
+    assert_eq!(active.len(), 1, "exactly one prompt is active");
+    assert_eq!(
+        queue[0].status.as_str(),
+        "active",
+        "the active prompt leads the queue"
+    );
     t.assert_audit_clean().await;
 }
 
