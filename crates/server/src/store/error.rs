@@ -98,22 +98,26 @@ impl StoreError {
     }
 
     /// True for PostgreSQL serialization failures and deadlocks, and for losing a
-    /// race on a unique index that guards a rule (the same idempotency key, a second
-    /// active prompt): the whole transaction may be retried and will then see the
-    /// winner's result.
+    /// race on one of the [`RULE_INDEXES`]: the whole transaction may be retried and
+    /// will then see the winner's result.
     pub(crate) fn is_retryable(&self) -> bool {
         match self {
             StoreError::Database(sqlx::Error::Database(db)) => {
                 matches!(db.code().as_deref(), Some("40001" | "40P01"))
                     || (db.is_unique_violation()
-                        && (db.message().contains("idempotency")
-                            || db.message().contains("one_active")))
+                        && RULE_INDEXES.iter().any(|i| db.message().contains(i)))
                     || db.message().contains("database is locked")
             }
             _ => false,
         }
     }
 }
+
+/// Unique indexes that guard a rule against a concurrent twin (named as both
+/// backends' messages spell them): the same idempotency key, a second active
+/// prompt, a bid allocated twice, a second prompt for one execution. Losing such a
+/// race means "retry and see the winner", not a fault.
+const RULE_INDEXES: &[&str] = &["idempotency", "one_active", "bid_id", "execution_id"];
 
 /// Shorthand for store results.
 pub type StoreResult<T> = Result<T, StoreError>;

@@ -24,6 +24,7 @@ contract!(
     cycles_record_prices_and_history,
     ratings_pay_exactly_once,
     concurrent_prompts_leave_exactly_one_active,
+    racing_twins_are_refused_not_faults,
     prompts_expire_and_release_their_escrow,
     spawn_charges_fee_and_endowment_atomically,
     concurrent_spawns_never_overspend,
@@ -659,6 +660,41 @@ async fn concurrent_prompts_leave_exactly_one_active(t: TestStore) {
         "active",
         "the active prompt leads the queue"
     );
+    t.assert_audit_clean().await;
+}
+
+async fn racing_twins_are_refused_not_faults(t: TestStore) {
+    // One bid allocated by eight racing calls: one execution, one payment.
+    let a = t.agent(100).await;
+    let placed = t
+        .store
+        .place_bid(bid(a, bundle(1.0, 10.0, 0.0, 0.0), cr(10)))
+        .await
+        .unwrap();
+    let cycle = t.store.begin_cycle().await.unwrap();
+    let won: Vec<_> = race(
+        &t,
+        8,
+        move |_, s| async move { s.allocate(placed.id, cycle).await },
+        |_| false,
+    )
+    .await
+    .into_iter()
+    .flatten()
+    .collect();
+    assert_eq!(won.len(), 1, "a bid wins one execution");
+    assert_eq!(t.balance(a).await, cr(90), "and is paid once");
+    // Eight racing prompts from one execution: one is taken.
+    let exec = won[0].id;
+    let taken = race(
+        &t,
+        8,
+        move |i, s| async move { s.submit_prompt(a, exec, serde_json::json!(i), cr(1)).await },
+        |r| matches!(r, Rejection::PromptAlreadySubmitted(_)),
+    )
+    .await;
+    assert_eq!(taken.len(), 1, "one prompt per execution");
+    assert_eq!(t.available(a).await, cr(89));
     t.assert_audit_clean().await;
 }
 
