@@ -80,6 +80,8 @@ pub struct IsolationReport {
     pub pid_isolated: bool,
     /// Bubblewrap was used (process backend).
     pub bwrap: bool,
+    /// A seccomp filter restricts system calls (docker: the daemon's default profile).
+    pub seccomp: bool,
     /// Anything else the operator should know.
     pub notes: Vec<String>,
 }
@@ -88,7 +90,7 @@ impl IsolationReport {
     /// One line for logs: `backend=process uid=100003 network_isolated=true …`.
     pub fn summary(&self) -> String {
         let mut s = format!(
-            "backend={} uid={} non_root={} uid_per_agent={} no_privileges={} memory={} cpu={} processes={} network_isolated={} filesystem_isolated={} pid_isolated={} bwrap={}",
+            "backend={} uid={} non_root={} uid_per_agent={} no_privileges={} memory={} cpu={} processes={} network_isolated={} filesystem_isolated={} pid_isolated={} bwrap={} seccomp={}",
             self.backend,
             self.uid.map_or_else(|| "?".to_string(), |u| u.to_string()),
             self.non_root,
@@ -101,6 +103,7 @@ impl IsolationReport {
             self.filesystem_isolated,
             self.pid_isolated,
             self.bwrap,
+            self.seccomp,
         );
         for n in &self.notes {
             s.push_str("; ");

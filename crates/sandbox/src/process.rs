@@ -144,6 +144,7 @@ impl ProcessSandbox {
             filesystem_isolated: bwrap,
             pid_isolated: bwrap,
             bwrap,
+            seccomp: false,
             notes,
         }
     }

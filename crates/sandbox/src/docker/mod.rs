@@ -77,6 +77,8 @@ pub async fn connect_docker() -> Result<Docker, SandboxError> {
 pub struct DockerSandbox {
     docker: Docker,
     opts: DockerOptions,
+    /// The daemon applies its default seccomp profile to containers.
+    seccomp: bool,
 }
 
 impl DockerSandbox {
@@ -94,9 +96,20 @@ impl DockerSandbox {
                 opts.instance
             )));
         }
+        let docker = connect_docker().await?;
+        let info = tokio::time::timeout(Duration::from_secs(5), docker.info())
+            .await
+            .map_err(|_| SandboxError::DockerUnavailable("no answer to info within 5 s".into()))?
+            .map_err(|e| SandboxError::DockerUnavailable(e.to_string()))?;
+        let seccomp = info
+            .security_options
+            .unwrap_or_default()
+            .iter()
+            .any(|o| o.contains("name=seccomp"));
         Ok(DockerSandbox {
-            docker: connect_docker().await?,
+            docker,
             opts,
+            seccomp,
         })
     }
 
@@ -120,6 +133,12 @@ impl DockerSandbox {
         if !uid_per_agent {
             notes.push("orchestrator is not root: agents share its uid".into());
         }
+        if !self.seccomp {
+            notes.push(
+                "the Docker daemon applies no seccomp profile: system calls are not filtered"
+                    .into(),
+            );
+        }
         IsolationReport {
             backend: "docker",
             uid: user.map(|u| u.uid),
@@ -133,6 +152,7 @@ impl DockerSandbox {
             filesystem_isolated: true,
             pid_isolated: true,
             bwrap: false,
+            seccomp: self.seccomp,
             notes,
         }
     }

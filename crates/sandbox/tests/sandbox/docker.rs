@@ -194,6 +194,7 @@ print("uid=%d" % os.getuid())
 print("capeff=" + status["CapEff"].strip())
 print("capbnd=" + status["CapBnd"].strip())
 print("nonewprivs=" + status["NoNewPrivs"].strip())
+print("seccomp=" + status["Seccomp"].strip())
 "#;
 
 #[tokio::test]
@@ -204,6 +205,9 @@ async fn runs_unprivileged() {
     assert_eq!(run.value("capeff"), "0000000000000000");
     assert_eq!(run.value("capbnd"), "0000000000000000");
     assert_eq!(run.value("nonewprivs"), "1");
+    // Mode 2 is a seccomp filter; the report must say what the kernel says.
+    let filtered = if sb.isolation().seccomp { "2" } else { "0" };
+    assert_eq!(run.value("seccomp"), filtered, "{}", run.dump());
 }
 
 pub const WRITES: &str = r##"
