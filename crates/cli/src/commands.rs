@@ -37,14 +37,14 @@ pub struct AuditArgs {
     pub db: DbArgs,
 }
 
-/// Logs to stderr, filtered by `RUST_LOG` (default `info`), and, when `log_file` is
+/// Logs to stderr, filtered by `RUST_LOG` (default `info,sqlx=warn`), and, when `log_file` is
 /// given, also appends them to that file (without colours).
 pub fn init_logging(log_file: Option<&std::path::Path>) -> anyhow::Result<()> {
     use tracing_subscriber::layer::SubscriberExt;
     use tracing_subscriber::util::SubscriberInitExt;
     let filter = || {
         tracing_subscriber::EnvFilter::try_from_default_env()
-            .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"))
+            .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn"))
     };
     let stderr = tracing_subscriber::fmt::layer()
         .with_writer(std::io::stderr)
