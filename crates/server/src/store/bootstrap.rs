@@ -3,10 +3,10 @@
 //! the world instead of creating a second genesis.
 
 use super::agents::{self, NewAgent};
+use super::bids::{place_bid_in, NewBid};
 use super::error::StoreResult;
 use super::events::{self, EventType, NewEvent};
 use super::ledger::{move_credits, Refs};
-use super::market::{place_bid_in, NewBid};
 use super::Store;
 use agora_core::{Account, AgentId, Bundle, Credits, TransferKind};
 use serde_json::json;

@@ -119,6 +119,15 @@ pub async fn append(c: &mut AnyConnection, e: NewEvent) -> StoreResult<()> {
 }
 
 impl super::Store {
+    /// Appends one event in a transaction of its own.
+    pub async fn record_event(&self, e: NewEvent) -> StoreResult<()> {
+        self.write_tx(move |c| {
+            let e = e.clone();
+            Box::pin(append(c, e))
+        })
+        .await
+    }
+
     /// Events with id > `after`, oldest first, at most `limit`.
     pub async fn events_after(&self, after: i64, limit: i64) -> StoreResult<Vec<EventRecord>> {
         let rows = sqlx::query(

@@ -16,9 +16,11 @@
 mod agents;
 mod attention;
 mod audit;
+mod bids;
 mod bootstrap;
 mod error;
 mod events;
+mod executions;
 mod ledger;
 mod market;
 mod rows;
@@ -27,13 +29,13 @@ mod social;
 pub use agents::{AgentRecord, NewAgent};
 pub use attention::{PromptRecord, RewardOutcome};
 pub use audit::AuditReport;
+pub use bids::{BidRecord, NewBid};
 pub use bootstrap::{BootstrapOutcome, Genesis};
 pub use error::{Rejection, StoreError, StoreResult};
 pub use events::{EventRecord, EventType, NewEvent};
+pub use executions::ExecutionRecord;
 pub use ledger::{Balance, TransferRecord, TransferRequest};
-pub use market::{
-    BidRecord, CycleRecord, ExecutionRecord, HistoryRow, MarketRecord, MarketSetup, NewBid,
-};
+pub use market::{CycleRecord, HistoryRow, MarketRecord, MarketSetup};
 pub use social::SpawnRequest;
 
 use futures_core::future::BoxFuture;
