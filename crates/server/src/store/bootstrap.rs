@@ -87,7 +87,7 @@ impl Store {
                         EventType::CreditsMinted,
                         "economy",
                         Some(id),
-                        json!({"transfer_id": t.0, "amount": g.initial_credits, "kind": "grant"}),
+                        json!({"transfer_id": t.id, "amount": g.initial_credits, "kind": "grant"}),
                     ),
                 )
                 .await?;

@@ -174,14 +174,18 @@ async fn apply_move(
     }
 }
 
+/// Records a transfer whose balance changes were just applied and returns it as
+/// stored, without reading it back.
 async fn insert_transfer(
     c: &mut AnyConnection,
+    (debit, credit): (Account, Account),
     (debit_id, credit_id): (i64, i64),
     amount: Credits,
     kind: TransferKind,
     hold: Option<HoldId>,
     refs: &Refs,
-) -> StoreResult<TransferId> {
+) -> StoreResult<TransferRecord> {
+    let created_at = now_micros();
     let row = sqlx::query(
         "INSERT INTO transfers (debit_account, credit_account, amount, kind, memo, hold_id, \
          bid_id, execution_id, prompt_id, idempotency_key, created_at) \
@@ -197,10 +201,21 @@ async fn insert_transfer(
     .bind(refs.execution.map(|e| e.0))
     .bind(refs.prompt.map(|p| p.0))
     .bind(refs.idempotency_key.as_deref())
-    .bind(now_micros())
+    .bind(created_at)
     .fetch_one(&mut *c)
     .await?;
-    Ok(TransferId(row.try_get("id")?))
+    Ok(TransferRecord {
+        id: row.try_get("id")?,
+        debit: debit.to_string(),
+        credit: credit.to_string(),
+        amount,
+        kind: kind.as_str().to_string(),
+        memo: refs.memo.clone(),
+        bid_id: refs.bid.map(|b| b.0),
+        execution_id: refs.execution.map(|e| e.0),
+        prompt_id: refs.prompt.map(|p| p.0),
+        created_at,
+    })
 }
 
 /// Moves credits and records the transfer, in the caller's transaction.
@@ -211,9 +226,9 @@ pub async fn move_credits(
     amount: Credits,
     kind: TransferKind,
     refs: &Refs,
-) -> StoreResult<TransferId> {
+) -> StoreResult<TransferRecord> {
     let ids = apply_move(c, from, to, amount).await?;
-    insert_transfer(c, ids, amount, kind, None, refs).await
+    insert_transfer(c, (from, to), ids, amount, kind, None, refs).await
 }
 
 /// Reserves `amount` of an agent's available credits.
@@ -351,7 +366,17 @@ pub async fn post_hold(
         release_held(c, &hold, id, true).await?;
         (hold.account_id, k)
     };
-    insert_transfer(c, ids, hold.amount, hold.kind, Some(id), refs).await
+    let record = insert_transfer(
+        c,
+        (hold.account, to),
+        ids,
+        hold.amount,
+        hold.kind,
+        Some(id),
+        refs,
+    )
+    .await?;
+    Ok(TransferId(record.id))
 }
 
 /// Voids a pending hold: its amount becomes available again.
@@ -477,12 +502,6 @@ fn transfer_from(r: &sqlx::any::AnyRow) -> StoreResult<TransferRecord> {
     })
 }
 
-async fn transfer_by_id(c: &mut AnyConnection, id: TransferId) -> StoreResult<TransferRecord> {
-    let sql = format!("SELECT {TRANSFER_COLUMNS} {TRANSFER_JOINS} WHERE t.id = $1");
-    let row = sqlx::query(&sql).bind(id.0).fetch_one(&mut *c).await?;
-    transfer_from(&row)
-}
-
 impl Store {
     /// Mints a grant from the operator into an agent's account.
     pub async fn grant(
@@ -500,7 +519,7 @@ impl Store {
                     memo,
                     ..Refs::default()
                 };
-                let id = move_credits(
+                let record = move_credits(
                     c,
                     Account::Mint,
                     Account::Agent(agent),
@@ -515,11 +534,11 @@ impl Store {
                         EventType::CreditsMinted,
                         "economy",
                         Some(agent),
-                        json!({"transfer_id": id.0, "amount": amount, "kind": "grant"}),
+                        json!({"transfer_id": record.id, "amount": amount, "kind": "grant"}),
                     ),
                 )
                 .await?;
-                transfer_by_id(c, id).await
+                Ok(record)
             })
         })
         .await
@@ -564,7 +583,7 @@ impl Store {
                     idempotency_key: req.idempotency_key.clone(),
                     ..Refs::default()
                 };
-                let id = move_credits(
+                let record = move_credits(
                     c,
                     Account::Agent(req.from),
                     Account::Agent(req.to),
@@ -579,11 +598,11 @@ impl Store {
                         EventType::CreditsTransferred,
                         "economy",
                         Some(req.from),
-                        json!({"transfer_id": id.0, "to": req.to.0, "amount": req.amount}),
+                        json!({"transfer_id": record.id, "to": req.to.0, "amount": req.amount}),
                     ),
                 )
                 .await?;
-                Ok((transfer_by_id(c, id).await?, false))
+                Ok((record, false))
             })
         })
         .await
