@@ -140,20 +140,26 @@ async fn host_ports_outside_addresses_and_dns_are_unreachable() {
     );
 }
 
-#[tokio::test]
-async fn system_service_answers_over_the_socket() {
-    let Some(sb) = docker().await else { return };
+/// The System Service, served on the execution's socket by the test, answers the
+/// agent at the URL the sandbox gives it.
+pub async fn check_service_answers(sb: &dyn ExecutionSandbox) {
     let mut case = Case::new(SOCKET_CLIENT);
     let _server = serve_socket(case.socket_dir());
     let url = sb.view(&case.spec).system_service_url();
     case.spec.env.push(("SYSTEM_SERVICE_URL".into(), url));
-    let run = case.run(&sb).await;
+    let run = case.run(sb).await;
     assert_eq!(
         run.value("service"),
         r#"{"service":"agora-test"}"#,
         "{}",
         run.dump()
     );
+}
+
+#[tokio::test]
+async fn system_service_answers_over_the_socket() {
+    let Some(sb) = docker().await else { return };
+    check_service_answers(&sb).await;
 }
 
 #[tokio::test]
@@ -229,11 +235,10 @@ except OSError:
     print("tmp_exec=refused")
 "##;
 
-#[tokio::test]
-async fn writes_outside_workspace_and_tmp_fail() {
-    let Some(sb) = docker().await else { return };
+/// Only /workspace and /tmp are writable; returns the run for further checks.
+pub async fn check_writes(sb: &dyn ExecutionSandbox) -> Run {
     let case = Case::new(WRITES);
-    let run = case.run(&sb).await;
+    let run = case.run(sb).await;
     assert_eq!(run.value("/workspace/ok.txt"), "written", "{}", run.dump());
     assert_eq!(run.value("/tmp/ok.txt"), "written");
     for p in [
@@ -246,8 +251,15 @@ async fn writes_outside_workspace_and_tmp_fail() {
     ] {
         assert_eq!(run.value(p), "refused", "{p}: {}", run.dump());
     }
-    assert_eq!(run.value("tmp_exec"), "refused", "/tmp must be noexec");
     assert!(case.workspace().join("ok.txt").exists());
+    run
+}
+
+#[tokio::test]
+async fn writes_outside_workspace_and_tmp_fail() {
+    let Some(sb) = docker().await else { return };
+    let run = check_writes(&sb).await;
+    assert_eq!(run.value("tmp_exec"), "refused", "/tmp must be noexec");
 }
 
 pub const RULES: &str = r#"
