@@ -61,6 +61,11 @@ fn bundle(cpu: f64, mem: f64, tokens: f64, attention: f64) -> Bundle {
     Bundle::parse(&spec, &BundleLimits::default()).unwrap()
 }
 
+/// Places a bid that must be accepted.
+async fn place(t: &TestStore, b: NewBid) -> agora_server::store::BidRecord {
+    t.store.place_bid(b).await.unwrap()
+}
+
 fn bid(payer: AgentId, b: Bundle, amount: Credits) -> NewBid {
     NewBid {
         payer,
@@ -257,7 +262,7 @@ async fn bids_respect_reserve_limits_and_release_holds(t: TestStore) {
             reserve: cr(2)
         }
     );
-    let placed = t.store.place_bid(bid(a, b, cr(2))).await.unwrap();
+    let placed = place(&t, bid(a, b, cr(2))).await;
     assert_eq!(placed.status, BidStatus::Pending);
     assert_eq!(t.available(a).await, cr(98));
     let raised = t.store.raise_bid(a, placed.id, cr(5)).await.unwrap();
@@ -320,16 +325,8 @@ async fn concurrent_bids_respect_the_pending_limit(t: TestStore) {
 async fn allocation_pays_once_and_creates_the_execution(t: TestStore) {
     let a = t.agent(100).await;
     let b = t.agent(100).await;
-    let big = t
-        .store
-        .place_bid(bid(a, bundle(1.0, 100.0, 0.0, 0.0), cr(30)))
-        .await
-        .unwrap();
-    let small = t
-        .store
-        .place_bid(bid(b, bundle(1.0, 10.0, 0.0, 0.0), cr(3)))
-        .await
-        .unwrap();
+    let big = place(&t, bid(a, bundle(1.0, 100.0, 0.0, 0.0), cr(30))).await;
+    let small = place(&t, bid(b, bundle(1.0, 10.0, 0.0, 0.0), cr(3))).await;
     let cycle = t.store.begin_cycle().await.unwrap();
     let (bids, capacity, in_use, prices, unavailable) = t.store.clearing_input().await.unwrap();
     let out = clear(&ClearingInput {
@@ -366,10 +363,7 @@ async fn allocation_pays_once_and_creates_the_execution(t: TestStore) {
         .unwrap();
     assert_eq!(mem.in_use, 110, "running executions hold their memory");
     // a is now running, so its next bid cannot win until the execution ends.
-    t.store
-        .place_bid(bid(a, bundle(1.0, 10.0, 0.0, 0.0), cr(3)))
-        .await
-        .unwrap();
+    place(&t, bid(a, bundle(1.0, 10.0, 0.0, 0.0), cr(3))).await;
     let (_, _, _, _, unavailable) = t.store.clearing_input().await.unwrap();
     assert!(unavailable.contains(&a));
     t.store
@@ -392,24 +386,13 @@ async fn law_two_and_the_cull_kill_agents_without_bids(t: TestStore) {
     let a = t.agent(100).await;
     let b = t.agent(100).await;
     let c = t.agent(100).await;
-    let first = t
-        .store
-        .place_bid(bid(a, bundle(1.0, 10.0, 0.0, 0.0), cr(5)))
-        .await
-        .unwrap();
-    let bfirst = t
-        .store
-        .place_bid(bid(b, bundle(1.0, 10.0, 0.0, 0.0), cr(5)))
-        .await
-        .unwrap();
+    let first = place(&t, bid(a, bundle(1.0, 10.0, 0.0, 0.0), cr(5))).await;
+    let bfirst = place(&t, bid(b, bundle(1.0, 10.0, 0.0, 0.0), cr(5))).await;
     let cycle = t.store.begin_cycle().await.unwrap();
     let ea = t.store.allocate(first.id, cycle).await.unwrap().unwrap();
     let eb = t.store.allocate(bfirst.id, cycle).await.unwrap().unwrap();
     // b leaves a bid before its execution ends; a does not.
-    t.store
-        .place_bid(bid(b, bundle(1.0, 10.0, 0.0, 0.0), cr(5)))
-        .await
-        .unwrap();
+    place(&t, bid(b, bundle(1.0, 10.0, 0.0, 0.0), cr(5))).await;
     assert_eq!(
         t.store
             .finish_execution(ea.id, ExecutionStatus::Failed, Some(1), None)
@@ -535,11 +518,7 @@ async fn cycles_record_prices_and_history(t: TestStore) {
 /// An agent with a scheduled execution, ready to prompt.
 async fn executing_agent(t: &TestStore, credits: i64) -> (AgentId, agora_core::ExecutionId) {
     let a = t.agent(credits).await;
-    let placed = t
-        .store
-        .place_bid(bid(a, bundle(1.0, 10.0, 0.0, 0.5), cr(10)))
-        .await
-        .unwrap();
+    let placed = place(t, bid(a, bundle(1.0, 10.0, 0.0, 0.5), cr(10))).await;
     let cycle = t.store.begin_cycle().await.unwrap();
     let e = t.store.allocate(placed.id, cycle).await.unwrap().unwrap();
     (a, e.id)
@@ -666,11 +645,7 @@ async fn concurrent_prompts_leave_exactly_one_active(t: TestStore) {
 async fn racing_twins_are_refused_not_faults(t: TestStore) {
     // One bid allocated by eight racing calls: one execution, one payment.
     let a = t.agent(100).await;
-    let placed = t
-        .store
-        .place_bid(bid(a, bundle(1.0, 10.0, 0.0, 0.0), cr(10)))
-        .await
-        .unwrap();
+    let placed = place(&t, bid(a, bundle(1.0, 10.0, 0.0, 0.0), cr(10))).await;
     let cycle = t.store.begin_cycle().await.unwrap();
     let won: Vec<_> = race(
         &t,
