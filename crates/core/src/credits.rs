@@ -152,8 +152,20 @@ impl Credits {
         if !value.is_finite() {
             return Err(CreditsError::NotFinite);
         }
-        // The shortest representation that round-trips is what the sender wrote.
-        Credits::parse(&format!("{value}"))
+        // The shortest representation that round-trips is what the sender wrote,
+        // as long as they wrote at most 15 significant digits: beyond that a float
+        // may already hold a neighbouring number, and money must not be guessed.
+        let text = format!("{value}");
+        let significant = text.trim_start_matches('-').replace('.', "");
+        if significant
+            .trim_start_matches('0')
+            .trim_end_matches('0')
+            .len()
+            > 15
+        {
+            return Err(CreditsError::TooPrecise(text));
+        }
+        Credits::parse(&text)
     }
 }
 
@@ -272,6 +284,15 @@ mod tests {
             Err(CreditsError::NotFinite)
         );
         assert_eq!(Credits::from_f64(0.25).unwrap().micros(), 250_000);
+        assert_eq!(
+            Credits::from_f64(123456789.123456).unwrap().micros(),
+            123_456_789_123_456
+        );
+        // 17 significant digits cannot be trusted through a float: send a string.
+        assert!(matches!(
+            Credits::from_f64(12345678901.123456),
+            Err(CreditsError::TooPrecise(_))
+        ));
     }
 
     #[test]
