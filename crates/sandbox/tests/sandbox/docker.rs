@@ -288,18 +288,23 @@ pub fn with_rules(case: &mut Case) -> tempfile::TempDir {
     dir
 }
 
-#[tokio::test]
-async fn game_rules_are_readable_but_read_only() {
-    let Some(sb) = docker().await else { return };
+/// The game rules, mounted read-only, can be read and not changed.
+pub async fn check_rules_read_only(sb: &dyn ExecutionSandbox) {
     let mut case = Case::new(RULES);
     let dir = with_rules(&mut case);
-    let run = case.run(&sb).await;
+    let run = case.run(sb).await;
     assert_eq!(run.value("rules"), "play fair", "{}", run.dump());
     assert_eq!(run.value("rules_write"), "refused", "{}", run.dump());
     assert_eq!(
         std::fs::read_to_string(dir.path().join("RULES.md")).unwrap(),
         "play fair\n"
     );
+}
+
+#[tokio::test]
+async fn game_rules_are_readable_but_read_only() {
+    let Some(sb) = docker().await else { return };
+    check_rules_read_only(&sb).await;
 }
 
 pub const FILL_TMP: &str = r#"
