@@ -4,6 +4,10 @@
 //! **Invariant:** money moves only through `store`, and every move there is one
 //! database transaction that checks and writes together.
 
+/// The System Service: the HTTP API of §11 over TCP and Unix sockets.
+pub mod api;
+/// `agora bench api`: the System Service under load over loopback (§14).
+pub mod api_bench;
 /// Benchmarks shipped with the binary (`agora bench …`).
 pub mod bench;
 /// The typed configuration tree: defaults < `agora.toml` < `AGORA_*` env < flags.

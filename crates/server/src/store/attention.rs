@@ -27,6 +27,30 @@ pub struct PromptRecord {
     pub hold: HoldId,
 }
 
+/// A human's rating of a prompt.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct ResponseRecord {
+    pub prompt: PromptId,
+    pub interesting: i64,
+    pub useful: i64,
+    pub understandable: i64,
+    pub reason: String,
+    pub credits_awarded: Credits,
+    pub rated_at: i64,
+}
+
+fn response_from(r: &sqlx::any::AnyRow) -> StoreResult<ResponseRecord> {
+    Ok(ResponseRecord {
+        prompt: PromptId(r.try_get("prompt_id")?),
+        interesting: r.try_get("interesting")?,
+        useful: r.try_get("useful")?,
+        understandable: r.try_get("understandable")?,
+        reason: r.try_get("reason")?,
+        credits_awarded: Credits::from_micros(r.try_get("credits_awarded")?),
+        rated_at: r.try_get("rated_at")?,
+    })
+}
+
 /// What a rating paid.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct RewardOutcome {
@@ -279,5 +303,74 @@ impl Store {
         );
         let rows = sqlx::query(&sql).fetch_all(self.reader()).await?;
         rows.iter().map(prompt_from).collect()
+    }
+
+    /// An agent's prompts with their responses, newest first.
+    pub async fn prompts_of(
+        &self,
+        agent: AgentId,
+        limit: i64,
+    ) -> StoreResult<Vec<(PromptRecord, Option<ResponseRecord>)>> {
+        let sql = format!(
+            "SELECT {PROMPT_COLUMNS} FROM prompts WHERE agent_id = $1 ORDER BY id DESC LIMIT $2"
+        );
+        let rows = sqlx::query(&sql)
+            .bind(agent.0)
+            .bind(limit)
+            .fetch_all(self.reader())
+            .await?;
+        let prompts = rows
+            .iter()
+            .map(prompt_from)
+            .collect::<StoreResult<Vec<_>>>()?;
+        let mut out = Vec::with_capacity(prompts.len());
+        for p in prompts {
+            let response = self.response(p.id).await?;
+            out.push((p, response));
+        }
+        Ok(out)
+    }
+
+    /// The rating of a prompt, if it was rated.
+    pub async fn response(&self, prompt: PromptId) -> StoreResult<Option<ResponseRecord>> {
+        let row = sqlx::query(
+            "SELECT prompt_id, interesting, useful, understandable, reason, credits_awarded, rated_at \
+             FROM responses WHERE prompt_id = $1",
+        )
+        .bind(prompt.0)
+        .fetch_optional(self.reader())
+        .await?;
+        row.as_ref().map(response_from).transpose()
+    }
+
+    /// The ratings an agent's prompts received, newest first.
+    pub async fn responses_of(
+        &self,
+        agent: AgentId,
+        limit: i64,
+    ) -> StoreResult<Vec<ResponseRecord>> {
+        let rows = sqlx::query(
+            "SELECT r.prompt_id, r.interesting, r.useful, r.understandable, r.reason, r.credits_awarded, r.rated_at \
+             FROM responses r JOIN prompts p ON p.id = r.prompt_id WHERE p.agent_id = $1 \
+             ORDER BY r.rated_at DESC, r.prompt_id DESC LIMIT $2",
+        )
+        .bind(agent.0)
+        .bind(limit)
+        .fetch_all(self.reader())
+        .await?;
+        rows.iter().map(response_from).collect()
+    }
+
+    /// The prompt an execution submitted, if any.
+    pub async fn prompt_of_execution(
+        &self,
+        execution: ExecutionId,
+    ) -> StoreResult<Option<PromptRecord>> {
+        let sql = format!("SELECT {PROMPT_COLUMNS} FROM prompts WHERE execution_id = $1");
+        let row = sqlx::query(&sql)
+            .bind(execution.0)
+            .fetch_optional(self.reader())
+            .await?;
+        row.as_ref().map(prompt_from).transpose()
     }
 }

@@ -318,4 +318,29 @@ impl Store {
             .await?;
         rows.iter().map(bid_from).collect()
     }
+
+    /// Bids naming an agent as beneficiary (placed by it or for it), newest first.
+    pub async fn bids_for(&self, beneficiary: AgentId, limit: i64) -> StoreResult<Vec<BidRecord>> {
+        let sql = format!(
+            "SELECT {BID_COLUMNS} FROM bids WHERE beneficiary_id = $1 OR payer_id = $1 ORDER BY id DESC LIMIT $2"
+        );
+        let rows = sqlx::query(&sql)
+            .bind(beneficiary.0)
+            .bind(limit)
+            .fetch_all(self.reader())
+            .await?;
+        rows.iter().map(bid_from).collect()
+    }
+
+    /// The public bid book: pending bids, best first (the clearing order).
+    pub async fn bid_book(&self, limit: i64) -> StoreResult<Vec<BidRecord>> {
+        let sql = format!(
+            "SELECT {BID_COLUMNS} FROM bids WHERE status = 'pending' ORDER BY amount DESC, placed_at, id LIMIT $1"
+        );
+        let rows = sqlx::query(&sql)
+            .bind(limit)
+            .fetch_all(self.reader())
+            .await?;
+        rows.iter().map(bid_from).collect()
+    }
 }

@@ -8,6 +8,7 @@ use super::error::{Rejection, StoreError, StoreResult};
 use super::events::{self, EventType, NewEvent};
 use super::ledger::{post_hold, Refs};
 use super::rows::{bundle_from, db_qty};
+use super::tokens;
 use super::{now_micros, Store};
 use agora_core::lifecycle::{self, AgentStatus, DeathReason, ExecutionStatus};
 use agora_core::{Account, AgentId, BidId, Bundle, Cycle, ExecutionId, Resource};
@@ -29,11 +30,13 @@ pub struct ExecutionRecord {
     pub created_at: i64,
     pub started_at: Option<i64>,
     pub ended_at: Option<i64>,
+    /// LLM tokens charged so far (prompt + completion).
+    pub tokens_used: i64,
 }
 
 const EXECUTION_COLUMNS: &str = "id, agent_id, bid_id, cpu_millis, memory_mb, tokens, \
      attention_ppm, wall_millis, cycle, status, exit_code, termination_reason, created_at, \
-     started_at, ended_at";
+     started_at, ended_at, tokens_used";
 
 fn execution_from(r: &sqlx::any::AnyRow) -> StoreResult<ExecutionRecord> {
     let status: String = r.try_get("status")?;
@@ -50,6 +53,7 @@ fn execution_from(r: &sqlx::any::AnyRow) -> StoreResult<ExecutionRecord> {
         created_at: r.try_get("created_at")?,
         started_at: r.try_get("started_at")?,
         ended_at: r.try_get("ended_at")?,
+        tokens_used: r.try_get("tokens_used")?,
     })
 }
 
@@ -141,7 +145,7 @@ impl Store {
         exit_code: Option<i64>,
         reason: Option<String>,
     ) -> StoreResult<Option<DeathReason>> {
-        self.write_tx(move |c| {
+        let death = self.write_tx(move |c| {
             let reason = reason.clone();
             Box::pin(async move {
                 let sql = format!("SELECT {EXECUTION_COLUMNS} FROM executions WHERE id = $1");
@@ -173,6 +177,7 @@ impl Store {
                 .bind(exec.agent.0)
                 .execute(&mut *c)
                 .await?;
+                tokens::revoke_in(c, id).await?;
                 events::append(
                     c,
                     NewEvent::new(
@@ -199,7 +204,9 @@ impl Store {
                 }
             })
         })
-        .await
+        .await;
+        self.tokens.evict(id);
+        death
     }
 
     /// The cull of §8: every alive agent with no pending bid and nothing scheduled
@@ -228,5 +235,20 @@ impl Store {
             })
         })
         .await
+    }
+
+    /// An agent's executions, newest first.
+    pub async fn executions_of(
+        &self,
+        agent: AgentId,
+        limit: i64,
+    ) -> StoreResult<Vec<ExecutionRecord>> {
+        let sql = format!("SELECT {EXECUTION_COLUMNS} FROM executions WHERE agent_id = $1 ORDER BY id DESC LIMIT $2");
+        let rows = sqlx::query(&sql)
+            .bind(agent.0)
+            .bind(limit)
+            .fetch_all(self.reader())
+            .await?;
+        rows.iter().map(execution_from).collect()
     }
 }

@@ -660,4 +660,17 @@ impl Store {
     pub async fn void_hold(&self, hold: HoldId) -> StoreResult<Credits> {
         self.write_tx(move |c| Box::pin(void_hold(c, hold))).await
     }
+
+    /// Every transfer with an id above `after`, oldest first (the operator's view).
+    pub async fn transactions(&self, after: i64, limit: i64) -> StoreResult<Vec<TransferRecord>> {
+        let sql = format!(
+            "SELECT {TRANSFER_COLUMNS} {TRANSFER_JOINS} WHERE t.id > $1 ORDER BY t.id LIMIT $2"
+        );
+        let rows = sqlx::query(&sql)
+            .bind(after)
+            .bind(limit)
+            .fetch_all(self.reader())
+            .await?;
+        rows.iter().map(transfer_from).collect()
+    }
 }

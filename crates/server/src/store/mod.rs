@@ -18,6 +18,7 @@ mod attention;
 mod audit;
 mod bids;
 mod bootstrap;
+mod control;
 mod error;
 mod events;
 mod executions;
@@ -25,9 +26,11 @@ mod ledger;
 mod market;
 mod rows;
 mod social;
+mod stats;
+mod tokens;
 
 pub use agents::{AgentRecord, NewAgent};
-pub use attention::{PromptRecord, RewardOutcome};
+pub use attention::{PromptRecord, ResponseRecord, RewardOutcome};
 pub use audit::AuditReport;
 pub use bids::{BidRecord, NewBid};
 pub use bootstrap::{BootstrapOutcome, Genesis};
@@ -36,7 +39,9 @@ pub use events::{EventRecord, EventType, NewEvent};
 pub use executions::ExecutionRecord;
 pub use ledger::{Balance, TransferRecord, TransferRequest};
 pub use market::{CycleRecord, HistoryRow, MarketRecord, MarketSetup};
-pub use social::SpawnRequest;
+pub use social::{MessageRecord, SpawnRequest};
+pub use stats::WorldStats;
+pub use tokens::{hash_token, random_token, TokenHash, TokenIdentity, EXECUTION_TOKEN_PREFIX};
 
 use futures_core::future::BoxFuture;
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
@@ -87,6 +92,8 @@ pub struct Store {
     write: AnyPool,
     /// SQLite only: stops the background checkpointer when the last handle goes.
     _checkpointer: Option<Arc<Checkpointer>>,
+    /// Execution tokens known valid (see `tokens`).
+    tokens: Arc<tokens::TokenCache>,
 }
 
 /// Moves SQLite's WAL into the database file from a reader connection every
@@ -166,6 +173,7 @@ impl Store {
                     read,
                     write,
                     _checkpointer: checkpointer,
+                    tokens: Arc::default(),
                 }
             }
             Backend::Postgres => {
@@ -179,6 +187,7 @@ impl Store {
                     read: pool.clone(),
                     write: pool,
                     _checkpointer: None,
+                    tokens: Arc::default(),
                 }
             }
         };

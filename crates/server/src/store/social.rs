@@ -22,6 +22,17 @@ pub struct SpawnRequest {
     pub workspaces_root: PathBuf,
 }
 
+/// A message as delivered.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct MessageRecord {
+    pub id: i64,
+    pub from: AgentId,
+    pub to: AgentId,
+    pub content: String,
+    pub sent_at: i64,
+    pub read_at: i64,
+}
+
 impl Store {
     /// Creates a child: the parent pays the fee (burned) and the endowment (to the
     /// child) in one transaction, checked against its available credits up front.
@@ -115,6 +126,42 @@ impl Store {
                 )
                 .await?;
                 Ok(id)
+            })
+        })
+        .await
+    }
+
+    /// Returns an agent's unread messages, oldest first, and marks them read.
+    pub async fn read_inbox(&self, agent: AgentId, limit: i64) -> StoreResult<Vec<MessageRecord>> {
+        self.write_tx(move |c| {
+            Box::pin(async move {
+                let rows = sqlx::query(
+                    "SELECT id, from_agent, to_agent, content, sent_at FROM messages \
+                     WHERE to_agent = $1 AND read_at IS NULL ORDER BY id LIMIT $2",
+                )
+                .bind(agent.0)
+                .bind(limit)
+                .fetch_all(&mut *c)
+                .await?;
+                let now = now_micros();
+                let mut out = Vec::with_capacity(rows.len());
+                for r in &rows {
+                    let m = MessageRecord {
+                        id: r.try_get("id")?,
+                        from: AgentId(r.try_get("from_agent")?),
+                        to: AgentId(r.try_get("to_agent")?),
+                        content: r.try_get("content")?,
+                        sent_at: r.try_get("sent_at")?,
+                        read_at: now,
+                    };
+                    sqlx::query("UPDATE messages SET read_at = $1 WHERE id = $2")
+                        .bind(now)
+                        .bind(m.id)
+                        .execute(&mut *c)
+                        .await?;
+                    out.push(m);
+                }
+                Ok(out)
             })
         })
         .await

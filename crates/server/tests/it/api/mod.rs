@@ -1,0 +1,5 @@
+//! The System Service driven over real HTTP (SPEC §11), on SQLite and PostgreSQL.
+
+pub mod harness;
+mod identity;
+mod market;
