@@ -41,7 +41,7 @@ impl Store {
                 s.agents_dead = n;
             }
         }
-        for r in sqlx::query("SELECT kind, COALESCE(SUM(balance), 0) AS b, COALESCE(SUM(held), 0) AS h FROM accounts GROUP BY kind")
+        for r in sqlx::query("SELECT kind, CAST(COALESCE(SUM(balance), 0) AS BIGINT) AS b, CAST(COALESCE(SUM(held), 0) AS BIGINT) AS h FROM accounts GROUP BY kind")
             .fetch_all(&mut *c)
             .await?
         {

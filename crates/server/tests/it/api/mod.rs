@@ -1,5 +1,7 @@
 //! The System Service driven over real HTTP (SPEC §11), on SQLite and PostgreSQL.
 
 pub mod harness;
+mod economic;
 mod identity;
 mod market;
+mod service;
