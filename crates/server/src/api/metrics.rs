@@ -159,11 +159,18 @@ pub async fn track(State(state): State<ApiState>, req: Request, next: Next) -> R
         .map(|m| m.as_str().to_string())
         .unwrap_or_else(|| "unmatched".to_string());
     let response = next.run(req).await;
-    state.metrics.observe(
-        &method,
-        &route,
-        response.status().as_u16(),
-        started.elapsed().as_secs_f64(),
+    let elapsed = started.elapsed();
+    let status = response.status().as_u16();
+    state
+        .metrics
+        .observe(&method, &route, status, elapsed.as_secs_f64());
+    tracing::debug!(
+        component = "api",
+        method = %method,
+        route = %route,
+        status,
+        micros = elapsed.as_micros() as u64,
+        "request"
     );
     response
 }
