@@ -12,6 +12,7 @@ mod auth;
 mod economic;
 mod error;
 mod extract;
+pub(crate) mod files;
 mod human;
 mod market;
 mod metrics;

@@ -1,11 +1,15 @@
 //! Spawn charges and messages over the database (SPEC §9): what a parent pays for
-//! a child, and what a message costs. Workspace files are the caller's business.
+//! a child (and the child's optional first bid, in the same transaction), what a
+//! message costs, and the public directory of agents. Workspace files are the
+//! caller's business.
 
-use super::agents::{self, NewAgent};
+use super::agents::{self, AgentRecord, NewAgent};
+use super::bids::{place_bid_in, BidRecord, NewBid};
 use super::error::{Rejection, StoreResult};
 use super::events::{self, EventType, NewEvent};
 use super::ledger::{move_credits, require_alive, Refs};
 use super::{now_micros, Store};
+use agora_core::lifecycle::{AgentStatus, DeathReason};
 use agora_core::{Account, AgentId, Credits, LedgerError, TransferKind};
 use serde_json::json;
 use sqlx::Row;
@@ -37,8 +41,22 @@ impl Store {
     /// Creates a child: the parent pays the fee (burned) and the endowment (to the
     /// child) in one transaction, checked against its available credits up front.
     pub async fn spawn(&self, req: SpawnRequest) -> StoreResult<AgentId> {
+        Ok(self.spawn_with_bid(req, None).await?.0)
+    }
+
+    /// [`Store::spawn`], and then, in the same transaction, the child's first bid
+    /// held from the credits it was just given. The bid's payer and beneficiary
+    /// are the new child, whatever `first_bid` names (the child has no id before
+    /// this call). A refused bid (below reserve, more than the endowment, …)
+    /// refuses the whole spawn: no child, nothing paid.
+    pub async fn spawn_with_bid(
+        &self,
+        req: SpawnRequest,
+        first_bid: Option<NewBid>,
+    ) -> StoreResult<(AgentId, Option<BidRecord>)> {
         self.write_tx(move |c| {
             let req = req.clone();
+            let first_bid = first_bid.clone();
             Box::pin(async move {
                 require_alive(c, req.parent).await?;
                 let total = req.spawn_cost.checked_add(req.initial_credits).ok_or(LedgerError::Overflow)?;
@@ -78,7 +96,21 @@ impl Store {
                     ),
                 )
                 .await?;
-                Ok(child)
+                let bid = match first_bid {
+                    None => None,
+                    Some(b) => Some(
+                        place_bid_in(
+                            c,
+                            &NewBid {
+                                payer: child,
+                                beneficiary: child,
+                                ..b
+                            },
+                        )
+                        .await?,
+                    ),
+                };
+                Ok((child, bid))
             })
         })
         .await
@@ -166,4 +198,54 @@ impl Store {
         })
         .await
     }
+
+    /// The public directory: agents in id order after `after`, at most `limit`,
+    /// only those with `status` when given.
+    pub async fn agent_directory(
+        &self,
+        status: Option<AgentStatus>,
+        after: i64,
+        limit: i64,
+    ) -> StoreResult<Vec<AgentRecord>> {
+        // `$2 IS NULL` would need a typed NULL on PostgreSQL; an empty string names
+        // no status instead.
+        let rows = sqlx::query(
+            "SELECT id, status, death_reason, death_at, parent_id, lineage, workspace, \
+             execution_count, total_credits_earned, total_credits_spent, created_at, \
+             last_execution_at FROM agents WHERE id > $1 AND ($2 = '' OR status = $2) \
+             ORDER BY id LIMIT $3",
+        )
+        .bind(after)
+        .bind(status.map(|s| s.as_str()).unwrap_or(""))
+        .bind(limit)
+        .fetch_all(self.reader())
+        .await?;
+        rows.iter().map(directory_entry).collect()
+    }
+}
+
+/// An agent row of the directory query.
+fn directory_entry(r: &sqlx::any::AnyRow) -> StoreResult<AgentRecord> {
+    let status: String = r.try_get("status")?;
+    let reason: Option<String> = r.try_get("death_reason")?;
+    let lineage: String = r.try_get("lineage")?;
+    Ok(AgentRecord {
+        id: AgentId(r.try_get("id")?),
+        status: AgentStatus::parse(&status)
+            .ok_or_else(|| super::error::StoreError::Corrupt(format!("agent status {status:?}")))?,
+        death_reason: reason.as_deref().and_then(DeathReason::parse),
+        death_at: r.try_get("death_at")?,
+        parent_id: r.try_get::<Option<i64>, _>("parent_id")?.map(AgentId),
+        lineage: serde_json::from_str::<Vec<i64>>(&lineage)
+            .map_err(|e| super::error::StoreError::Corrupt(format!("agent lineage: {e}")))?
+            .into_iter()
+            .map(AgentId)
+            .collect(),
+        workspace: r.try_get("workspace")?,
+        execution_count: r.try_get("execution_count")?,
+        total_credits_earned: Credits::from_micros(r.try_get("total_credits_earned")?),
+        total_credits_spent: Credits::from_micros(r.try_get("total_credits_spent")?),
+        created_at: r.try_get("created_at")?,
+        last_execution_at: r.try_get("last_execution_at")?,
+    })
 }

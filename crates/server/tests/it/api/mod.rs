@@ -2,6 +2,8 @@
 
 pub mod harness;
 mod economic;
+mod human;
 mod identity;
 mod market;
 mod service;
+mod social;
