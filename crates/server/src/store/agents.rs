@@ -111,10 +111,11 @@ pub async fn kill(
     Ok(true)
 }
 
-const AGENT_COLUMNS: &str = "id, status, death_reason, death_at, parent_id, lineage, workspace, \
+pub(super) const AGENT_COLUMNS: &str =
+    "id, status, death_reason, death_at, parent_id, lineage, workspace, \
      execution_count, total_credits_earned, total_credits_spent, created_at, last_execution_at";
 
-fn agent_from(r: &sqlx::any::AnyRow) -> StoreResult<AgentRecord> {
+pub(super) fn agent_from(r: &sqlx::any::AnyRow) -> StoreResult<AgentRecord> {
     let status: String = r.try_get("status")?;
     let reason: Option<String> = r.try_get("death_reason")?;
     let lineage: String = r.try_get("lineage")?;

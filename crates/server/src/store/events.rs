@@ -138,19 +138,23 @@ impl super::Store {
         .bind(limit)
         .fetch_all(self.reader())
         .await?;
-        rows.iter()
-            .map(|r| {
-                let data: String = r.try_get("data")?;
-                Ok(EventRecord {
-                    id: r.try_get("id")?,
-                    at: r.try_get("at")?,
-                    cycle: r.try_get("cycle")?,
-                    source: r.try_get("source")?,
-                    kind: r.try_get("type")?,
-                    agent_id: r.try_get("agent_id")?,
-                    data: serde_json::from_str(&data).unwrap_or(serde_json::Value::Null),
-                })
-            })
-            .collect()
+        rows.iter().map(event_from).collect()
     }
+}
+
+/// The columns [`event_from`] reads.
+pub(super) const EVENT_COLUMNS: &str = "id, at, cycle, source, type, agent_id, data";
+
+/// Reads an `events` row selected with [`EVENT_COLUMNS`].
+pub(super) fn event_from(r: &sqlx::any::AnyRow) -> StoreResult<EventRecord> {
+    let data: String = r.try_get("data")?;
+    Ok(EventRecord {
+        id: r.try_get("id")?,
+        at: r.try_get("at")?,
+        cycle: r.try_get("cycle")?,
+        source: r.try_get("source")?,
+        kind: r.try_get("type")?,
+        agent_id: r.try_get("agent_id")?,
+        data: serde_json::from_str(&data).unwrap_or(serde_json::Value::Null),
+    })
 }

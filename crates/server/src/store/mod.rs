@@ -13,6 +13,7 @@
 //! the process instead of failing with `SQLITE_BUSY`, and readers use their own pool
 //! (WAL lets them read while the writer writes).
 
+mod admin;
 mod agents;
 mod attention;
 mod audit;
@@ -29,6 +30,7 @@ mod social;
 mod stats;
 mod tokens;
 
+pub use admin::{EventFilter, GrantRequest, RootAgent};
 pub use agents::{AgentRecord, NewAgent};
 pub use attention::{PromptRecord, ResponseRecord, RewardOutcome};
 pub use audit::AuditReport;
