@@ -1,14 +1,16 @@
-//! `agora up`, `agora audit` and `agora config`: load the configuration, open the
-//! world, report.
+//! `agora up`, `agora audit`, `agora config` and `agora token`: load the
+//! configuration, open the world and serve the System Service, report.
 
 use crate::{bench, Cli, Command};
 use agora_core::{Credits, Resource};
+use agora_server::api::{self, operator, ApiState};
 use agora_server::config::{Config, Overrides};
 use agora_server::store::{redact, Store};
 use agora_server::world;
 use anyhow::Context;
-use clap::Args;
+use clap::{Args, Subcommand};
 use std::process::ExitCode;
+use std::time::Duration;
 use tracing_subscriber::Layer;
 
 /// Flags that choose the database.
@@ -23,7 +25,8 @@ pub struct DbArgs {
 pub struct UpArgs {
     #[command(flatten)]
     pub db: DbArgs,
-    /// Address of the System Service (TCP).
+    /// Address of the System Service (TCP), e.g. 127.0.0.1:7700 (port 0: any free
+    /// port; the one chosen is printed).
     #[arg(long)]
     pub listen: Option<String>,
     /// Time between allocation cycles, in milliseconds.
@@ -105,6 +108,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Bench(b) => bench::run(&cli, b).await,
         Command::Runtime(r) => crate::runtime::run(r).await,
+        Command::Token(t) => token(&cli, t),
     }
 }
 
@@ -116,10 +120,18 @@ async fn up(cli: &Cli, args: &UpArgs) -> anyhow::Result<ExitCode> {
     };
     let mut shutdown = Shutdown::listen()?;
     let config = load_config(cli, &overrides)?;
+    // Bound before the world is opened: a port in use fails fast and touches nothing.
+    let listener = bind(&config.server.listen).await?;
+    let address = listener
+        .local_addr()
+        .context("cannot read the listening address")?;
     let log_file = config.data_dir.join("logs").join("agora.log");
     init_logging(Some(&log_file))?;
     let url = config.effective_database_url();
     let w = world::open(config).await.context("cannot open the world")?;
+    let token_file = operator::token_path(&w.config.data_dir);
+    let token = operator::ensure(&w.config.data_dir)
+        .with_context(|| format!("cannot create {}", token_file.display()))?;
     let b = w.store.balance(w.genesis.genesis).await?;
     tracing::info!(
         data_dir = %w.config.data_dir.display(),
@@ -128,6 +140,13 @@ async fn up(cli: &Cli, args: &UpArgs) -> anyhow::Result<ExitCode> {
         created = w.genesis.created,
         "world open"
     );
+    let (router, _) = api::router(ApiState::new(w.store.clone(), w.config.clone()));
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let mut server = tokio::spawn(api::serve_tcp(listener, router, async move {
+        let _ = stopped.await;
+    }));
+    tracing::info!(component = "api", %address, "System Service listening");
+
     println!("agora {} is up", env!("CARGO_PKG_VERSION"));
     println!("  data dir:  {}", w.config.data_dir.display());
     println!(
@@ -156,12 +175,110 @@ async fn up(cli: &Cli, args: &UpArgs) -> anyhow::Result<ExitCode> {
             supply.unwrap_or_default()
         );
     }
+    println!("  System Service: http://{address} (OpenAPI: /openapi.json)");
+    println!("  log file:  {}", log_file.display());
+    match token {
+        operator::Ensured::Created(t) => {
+            println!("  operator token: {t}");
+            println!(
+                "    (new: shown only this once; kept in {}, mode 0600)",
+                token_file.display()
+            );
+        }
+        operator::Ensured::Existing => {
+            println!("  operator token: in {}", token_file.display());
+        }
+    }
     println!("Press Ctrl-C to stop.");
-    shutdown.wait().await;
+    let code = tokio::select! {
+        _ = shutdown.wait() => ExitCode::SUCCESS,
+        ended = &mut server => {
+            // The listener only stops by itself on an I/O fault.
+            let why = match ended {
+                Ok(Ok(())) => "stopped".to_string(),
+                Ok(Err(e)) => e.to_string(),
+                Err(e) => e.to_string(),
+            };
+            tracing::error!(component = "api", error = %why, "System Service stopped unexpectedly");
+            eprintln!("error: the System Service stopped: {why}");
+            ExitCode::FAILURE
+        }
+    };
     tracing::info!("shutting down");
+    // No new connections; requests in flight are answered.
+    let _ = stop.send(());
+    if tokio::time::timeout(REQUEST_GRACE, &mut server)
+        .await
+        .is_err()
+    {
+        // Still open: live event streams (which never end by themselves) and slow
+        // requests. Closing the store lets database work in flight finish, answers
+        // anything after it with 503 "shutting down", and ends the streams.
+        tracing::info!(
+            component = "api",
+            "closing the store under open connections"
+        );
+        w.store.close().await;
+        if tokio::time::timeout(CLOSE_GRACE, &mut server)
+            .await
+            .is_err()
+        {
+            tracing::warn!(component = "api", "cutting connections still open");
+            server.abort();
+        }
+    }
     w.store.close().await;
     println!("agora stopped cleanly");
-    Ok(ExitCode::SUCCESS)
+    Ok(code)
+}
+
+/// How long a stopping server waits for requests in flight before it closes the
+/// store under them.
+const REQUEST_GRACE: Duration = Duration::from_secs(1);
+/// How long it then waits for connections to end before cutting them.
+const CLOSE_GRACE: Duration = Duration::from_secs(5);
+
+/// Binds the System Service's TCP address, explaining the usual failure.
+async fn bind(listen: &str) -> anyhow::Result<tokio::net::TcpListener> {
+    match tokio::net::TcpListener::bind(listen).await {
+        Ok(l) => Ok(l),
+        Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => anyhow::bail!(
+            "cannot listen on {listen}: the address is already in use (is another agora \
+             running?); choose another with --listen or [server] listen in agora.toml"
+        ),
+        Err(e) => Err(e).with_context(|| format!("cannot listen on {listen}")),
+    }
+}
+
+/// `agora token …`
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Replace the operator token with a new one and print it. The old token stops
+    /// working at once, also on a running server.
+    Rotate,
+}
+
+fn token(cli: &Cli, command: &TokenCommand) -> anyhow::Result<ExitCode> {
+    let config = load_config(cli, &Overrides::default())?;
+    match command {
+        TokenCommand::Rotate => {
+            if !config.data_dir.is_dir() {
+                anyhow::bail!(
+                    "no data directory at {}: run `agora up` first",
+                    config.data_dir.display()
+                );
+            }
+            let path = operator::token_path(&config.data_dir);
+            let new = operator::rotate(&config.data_dir)
+                .with_context(|| format!("cannot write {}", path.display()))?;
+            println!("new operator token: {new}");
+            println!(
+                "written to {} (mode 0600); the old token no longer works",
+                path.display()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+    }
 }
 
 /// Ctrl-C and SIGTERM, listened for from creation on: a signal that arrives before

@@ -34,7 +34,8 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the system: open the store, migrate, bootstrap the world on first start
-    /// (markets, genesis agent, its grant and first bid), and run until Ctrl-C.
+    /// (markets, genesis agent, its grant and first bid), create the operator token
+    /// (printed once), and serve the System Service until Ctrl-C or SIGTERM.
     Up(commands::UpArgs),
     /// Check every ledger invariant against the database; exits 1 naming each
     /// violation.
@@ -45,6 +46,10 @@ pub enum Command {
     /// The agent runtime image `agora-runtime:<version>` (Python 3 + debugpy).
     #[command(subcommand)]
     Runtime(runtime::RuntimeCommand),
+    /// The operator token (<data-dir>/operator.token) that guards the human and
+    /// admin endpoints.
+    #[command(subcommand)]
+    Token(commands::TokenCommand),
     /// Run a benchmark; the headline figure is printed on the last line.
     #[command(subcommand)]
     Bench(bench::BenchCommand),

@@ -1,12 +1,15 @@
-//! The `agora` binary end to end: help, `up` until Ctrl-C, `audit` clean and after
-//! tampering, `config` errors, and the benchmark's last line.
+//! The `agora` binary end to end: help, `up` serving the System Service until
+//! Ctrl-C, the operator token and its rotation, `audit` clean and after tampering,
+//! `config` errors, and the benchmark's last line.
 
 #![allow(clippy::unwrap_used)]
 
 use sqlx::{Connection, Executor};
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Write};
+use std::net::TcpStream;
+use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::{Child, ChildStdout, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 fn agora(data_dir: &Path, args: &[&str]) -> Output {
@@ -28,7 +31,7 @@ fn every_command_explains_itself() {
     let dir = tempfile::tempdir().unwrap();
     let top = agora(dir.path(), &["--help"]);
     assert!(top.status.success());
-    for cmd in ["up", "audit", "config", "bench"] {
+    for cmd in ["up", "audit", "config", "token", "bench"] {
         assert!(stdout(&top).contains(cmd), "--help lists {cmd}");
         let o = agora(dir.path(), &[cmd, "--help"]);
         assert!(o.status.success(), "{cmd} --help");
@@ -37,51 +40,260 @@ fn every_command_explains_itself() {
     for b in ["clearing", "ledger"] {
         assert!(agora(dir.path(), &["bench", b, "--help"]).status.success());
     }
+    assert!(agora(dir.path(), &["token", "rotate", "--help"])
+        .status
+        .success());
+}
+
+/// A running `agora up`, its System Service on a free loopback port.
+struct Up {
+    child: Child,
+    out: BufReader<ChildStdout>,
+    /// What it printed so far.
+    seen: String,
+}
+
+impl Up {
+    /// Starts `agora up --listen 127.0.0.1:0` and waits until it says it is ready.
+    fn start(data_dir: &Path) -> Up {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_agora"))
+            .arg("--data-dir")
+            .arg(data_dir)
+            .args(["up", "--listen", "127.0.0.1:0"])
+            .env_remove("DATABASE_URL")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut out = BufReader::new(child.stdout.take().unwrap());
+        let mut seen = String::new();
+        let start = Instant::now();
+        loop {
+            let mut line = String::new();
+            assert!(
+                out.read_line(&mut line).unwrap() > 0,
+                "agora up ended early: {seen}"
+            );
+            seen.push_str(&line);
+            if line.contains("Press Ctrl-C") {
+                break;
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(60),
+                "agora up never got ready"
+            );
+        }
+        Up { child, out, seen }
+    }
+
+    /// The address of the System Service, as `agora up` printed it.
+    fn addr(&self) -> String {
+        let line = self
+            .seen
+            .lines()
+            .find(|l| l.contains("System Service: http://"))
+            .unwrap_or_else(|| panic!("no System Service line: {}", self.seen));
+        let url = line.split("http://").nth(1).unwrap();
+        url.split_whitespace().next().unwrap().to_string()
+    }
+
+    /// Interrupts it like Ctrl-C; it must exit 0 within 30 s. Returns all it printed.
+    fn interrupt(mut self) -> String {
+        let status = Command::new("kill")
+            .arg("-INT")
+            .arg(self.child.id().to_string())
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let exit = wait_at_most(&mut self.child, Duration::from_secs(30));
+        let mut rest = String::new();
+        std::io::Read::read_to_string(&mut self.out, &mut rest).unwrap();
+        self.seen.push_str(&rest);
+        assert!(exit.success(), "agora up exits 0 on Ctrl-C: {}", self.seen);
+        self.seen
+    }
+}
+
+/// Waits for a child to exit, killing it and failing the test after `limit`.
+fn wait_at_most(child: &mut Child, limit: Duration) -> std::process::ExitStatus {
+    let start = Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        if start.elapsed() > limit {
+            child.kill().ok();
+            child.wait().ok();
+            panic!("the process did not exit within {limit:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }
 
 /// Starts `agora up`, waits for it to be ready, interrupts it like Ctrl-C.
 fn up_then_interrupt(data_dir: &Path) -> String {
+    Up::start(data_dir).interrupt()
+}
+
+/// Sends one HTTP/1.1 request and returns the status and body.
+fn http(addr: &str, method: &str, path: &str, token: Option<&str>) -> (u16, String) {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    let auth = token
+        .map(|t| format!("Authorization: Bearer {t}\r\n"))
+        .unwrap_or_default();
+    write!(
+        s,
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\n{auth}Content-Length: 0\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut text = String::new();
+    std::io::Read::read_to_string(&mut s, &mut text).unwrap();
+    let status = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or_else(|| panic!("not an HTTP answer: {text:?}"));
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
+    (status, body)
+}
+
+/// The operator token in a text, if any.
+fn token_in(text: &str) -> Option<String> {
+    let at = text.find("agora_o_")?;
+    Some(
+        text[at..]
+            .split(|c: char| c.is_whitespace())
+            .next()
+            .unwrap()
+            .to_string(),
+    )
+}
+
+#[test]
+fn up_serves_the_api_and_shows_the_operator_token_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let up = Up::start(dir.path());
+    let addr = up.addr();
+    assert!(addr.starts_with("127.0.0.1:"), "{}", up.seen);
+    assert!(up.seen.contains("(OpenAPI: /openapi.json)"), "{}", up.seen);
+    assert!(
+        up.seen.contains(&format!(
+            "log file:  {}",
+            dir.path().join("logs/agora.log").display()
+        )),
+        "{}",
+        up.seen
+    );
+    let token = token_in(&up.seen).expect("the new operator token is printed");
+    let file = dir.path().join("operator.token");
+    assert_eq!(std::fs::read_to_string(&file).unwrap().trim(), token);
+    let mode = std::fs::metadata(&file).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600);
+
+    let (status, body) = http(&addr, "GET", "/healthz", None);
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains(r#""status":"ok""#), "{body}");
+    let (status, body) = http(&addr, "GET", "/openapi.json", None);
+    assert_eq!(status, 200);
+    assert!(body.contains("/admin/agents"));
+    let (status, body) = http(&addr, "GET", "/admin/audit", Some(&token));
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains(r#""clean":true"#), "{body}");
+    assert_eq!(http(&addr, "GET", "/admin/audit", None).0, 401);
+
+    // A live event stream stays open; stopping does not wait for it forever.
+    let mut stream = TcpStream::connect(&addr).unwrap();
+    write!(
+        stream,
+        "GET /admin/events/stream?after=0 HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {token}\r\n\r\n"
+    )
+    .unwrap();
+    let mut head = [0u8; 12];
+    std::io::Read::read_exact(&mut stream, &mut head).unwrap();
+    assert_eq!(&head, b"HTTP/1.1 200");
+    let first = up.interrupt();
+    assert!(first.contains("stopped cleanly"), "{first}");
+    drop(stream);
+
+    let second = up_then_interrupt(dir.path());
+    assert_eq!(
+        token_in(&second),
+        None,
+        "the token is shown only once: {second}"
+    );
+    assert!(
+        second.contains(&format!("operator token: in {}", file.display())),
+        "{second}"
+    );
+    assert_eq!(std::fs::read_to_string(&file).unwrap().trim(), token);
+}
+
+#[test]
+fn token_rotate_takes_effect_on_a_running_server() {
+    let dir = tempfile::tempdir().unwrap();
+    let up = Up::start(dir.path());
+    let addr = up.addr();
+    let old = token_in(&up.seen).unwrap();
+    assert_eq!(http(&addr, "GET", "/admin/agents", Some(&old)).0, 200);
+
+    let o = agora(dir.path(), &["token", "rotate"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let text = stdout(&o);
+    let new = token_in(
+        text.lines()
+            .find(|l| l.starts_with("new operator token: "))
+            .unwrap(),
+    )
+    .unwrap();
+    assert_ne!(new, old);
+    let file = dir.path().join("operator.token");
+    assert_eq!(std::fs::read_to_string(&file).unwrap().trim(), new);
+    let mode = std::fs::metadata(&file).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600);
+
+    let (status, body) = http(&addr, "GET", "/admin/agents", Some(&old));
+    assert_eq!(status, 401, "the old token is refused at once: {body}");
+    assert_eq!(http(&addr, "GET", "/admin/agents", Some(&new)).0, 200);
+    up.interrupt();
+
+    let missing = dir.path().join("nowhere");
+    let o = agora(&missing, &["token", "rotate"]);
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("run `agora up` first"));
+    assert!(!missing.exists());
+}
+
+#[test]
+fn up_on_a_port_in_use_fails_clearly() {
+    let dir = tempfile::tempdir().unwrap();
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
     let mut child = Command::new(env!("CARGO_BIN_EXE_agora"))
         .arg("--data-dir")
-        .arg(data_dir)
-        .arg("up")
+        .arg(dir.path())
+        .args(["up", "--listen", &addr])
         .env_remove("DATABASE_URL")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let mut out = BufReader::new(child.stdout.take().unwrap());
-    let mut seen = String::new();
-    let start = Instant::now();
-    loop {
-        let mut line = String::new();
-        assert!(
-            out.read_line(&mut line).unwrap() > 0,
-            "agora up ended early: {seen}"
-        );
-        seen.push_str(&line);
-        if line.contains("Press Ctrl-C") {
-            break;
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(60),
-            "agora up never got ready"
-        );
-    }
-    let status = Command::new("kill")
-        .arg("-INT")
-        .arg(child.id().to_string())
-        .status()
-        .unwrap();
-    assert!(status.success());
-    let mut rest = String::new();
-    std::io::Read::read_to_string(&mut out, &mut rest).unwrap();
-    seen.push_str(&rest);
+    let status = wait_at_most(&mut child, Duration::from_secs(30));
+    let mut err = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();
+    assert_eq!(status.code(), Some(1), "{err}");
     assert!(
-        child.wait().unwrap().success(),
-        "agora up exits 0 on Ctrl-C: {seen}"
+        err.contains(&format!(
+            "cannot listen on {addr}: the address is already in use"
+        )),
+        "{err}"
     );
-    seen
+    // Refused before anything was created.
+    assert!(!dir.path().join("agora.db").exists());
+    drop(taken);
 }
 
 #[tokio::test]
