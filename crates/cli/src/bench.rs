@@ -2,10 +2,12 @@
 //! on the last line.
 
 use crate::Cli;
+use agora_server::api_bench::{self, ApiBenchOptions, PhaseFigures};
 use agora_server::bench;
 use agora_server::store::Store;
 use clap::Subcommand;
 use std::process::ExitCode;
+use std::time::Duration;
 
 #[derive(Debug, Subcommand)]
 pub enum BenchCommand {
@@ -38,6 +40,27 @@ pub enum BenchCommand {
         #[arg(long, default_value_t = 8)]
         concurrency: usize,
         /// Database to benchmark (it gets 16 new agents); default a temporary SQLite file.
+        #[arg(long)]
+        database_url: Option<String>,
+    },
+    /// The System Service over loopback: a fresh world with one agent per
+    /// connection, the real router in this process, and keep-alive HTTP/1.1
+    /// connections sending requests back to back. Phase 1 `GET /market/prices`,
+    /// phase 2 `POST /economic/transfer` of 0.000001 credits to another agent; each
+    /// warms up before its timed window, only 2xx answers count, and the ledger
+    /// audit must be clean afterwards. Prints `api_prices_rps=<n>` before the
+    /// transfer figures and `api_transfer_rps=<n>` last.
+    Api {
+        /// Concurrent connections (and agents).
+        #[arg(long, default_value_t = 64)]
+        connections: usize,
+        /// Timed seconds per phase.
+        #[arg(long, default_value_t = 10.0)]
+        seconds: f64,
+        /// Untimed warm-up seconds before each phase.
+        #[arg(long, default_value_t = 2.0)]
+        warmup: f64,
+        /// Database of the world; default a temporary SQLite file.
         #[arg(long)]
         database_url: Option<String>,
     },
@@ -89,8 +112,62 @@ pub async fn run(_cli: &Cli, cmd: &BenchCommand) -> anyhow::Result<ExitCode> {
             println!("ledger_transfers_per_s={:.0}", f.per_second);
         }
         BenchCommand::Sandbox { runs } => sandbox(*runs).await?,
+        BenchCommand::Api {
+            connections,
+            seconds,
+            warmup,
+            database_url,
+        } => api(*connections, *seconds, *warmup, database_url.clone()).await?,
     }
     Ok(ExitCode::SUCCESS)
+}
+
+fn seconds(name: &str, s: f64) -> anyhow::Result<Duration> {
+    Duration::try_from_secs_f64(s)
+        .map_err(|_| anyhow::anyhow!("--{name} must be a number of seconds ≥ 0"))
+}
+
+async fn api(
+    connections: usize,
+    measure: f64,
+    warmup: f64,
+    database_url: Option<String>,
+) -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let f = api_bench::run(ApiBenchOptions {
+        data_dir: dir.path().to_path_buf(),
+        database_url,
+        connections,
+        warmup: seconds("warmup", warmup)?,
+        measure: seconds("seconds", measure)?,
+    })
+    .await?;
+    println!(
+        "backend={} agents={} connections={} seconds={measure} warmup_s={warmup} audit=clean",
+        f.backend, f.agents, f.connections
+    );
+    print_phase("prices", &f.prices);
+    print_phase("transfer", &f.transfers);
+    Ok(())
+}
+
+/// One phase's figures, its throughput last.
+fn print_phase(name: &str, p: &PhaseFigures) {
+    let ms = |d: Duration| d.as_secs_f64() * 1e3;
+    println!(
+        "api_{name}_ok={} api_{name}_elapsed_s={:.3} api_{name}_p90_ms={:.3} api_{name}_max_ms={:.3}",
+        p.ok,
+        p.elapsed.as_secs_f64(),
+        ms(p.p90),
+        ms(p.max)
+    );
+    if let Some(e) = &p.first_error {
+        println!("api_{name}_first_error={e:?}");
+    }
+    println!("api_{name}_errors={}", p.errors);
+    println!("api_{name}_p50_ms={:.3}", ms(p.p50));
+    println!("api_{name}_p99_ms={:.3}", ms(p.p99));
+    println!("api_{name}_rps={:.0}", p.per_second);
 }
 
 async fn sandbox(runs: usize) -> anyhow::Result<()> {
