@@ -12,6 +12,8 @@ use agora_core::{AgentId, Credits, Cycle, Price, Prices, Resource, ResourceVec};
 use serde_json::json;
 use sqlx::{AnyConnection, Row};
 use std::collections::HashSet;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::RwLock;
 
 /// A market's configuration, applied at every start.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -88,15 +90,67 @@ pub(super) async fn read_cycle(c: &mut AnyConnection) -> StoreResult<Cycle> {
     Ok(Cycle(v.and_then(|v| v.parse().ok()).unwrap_or(0)))
 }
 
+/// The prices and the cycle number as last read, so that the hottest read of the
+/// System Service (`GET /market/prices`, polled by every agent) costs no database
+/// round trip. Only [`Store::setup_markets`], [`Store::begin_cycle`] and
+/// [`Store::record_cycle`] change them, and each forgets the cached pair after its
+/// transaction; a write counter stops a read that raced with a write from caching
+/// what it saw before the commit (as the token cache does with revocations).
+///
+/// **Invariant:** prices and the cycle are written only through this `Store` (one
+/// process owns the world); a write behind its back is not seen until restart.
+#[derive(Debug, Default)]
+pub(crate) struct MarketCache {
+    current: RwLock<Option<(Prices, Cycle)>>,
+    writes: AtomicU64,
+}
+
+impl MarketCache {
+    fn get(&self) -> Option<(Prices, Cycle)> {
+        *self.current.read().ok()?
+    }
+
+    /// Caches a pair read from the database unless a write ended since `epoch`.
+    fn insert_if_current(&self, pair: (Prices, Cycle), epoch: u64) {
+        if let Ok(mut current) = self.current.write() {
+            if self.writes.load(Ordering::SeqCst) == epoch {
+                *current = Some(pair);
+            }
+        }
+    }
+
+    /// Forgets the cached pair; called after every write of prices or the cycle,
+    /// whether it committed or not.
+    fn invalidate(&self) {
+        if let Ok(mut current) = self.current.write() {
+            self.writes.fetch_add(1, Ordering::SeqCst);
+            *current = None;
+        }
+    }
+}
+
 impl Store {
+    /// The current prices and cycle, from the cache or one read connection.
+    async fn prices_and_cycle(&self) -> StoreResult<(Prices, Cycle)> {
+        if let Some(pair) = self.market.get() {
+            return Ok(pair);
+        }
+        let epoch = self.market.writes.load(Ordering::SeqCst);
+        let mut c = self.reader().acquire().await?;
+        let pair = (read_prices(&mut c).await?, read_cycle(&mut c).await?);
+        self.market.insert_if_current(pair, epoch);
+        Ok(pair)
+    }
+
     /// Creates the four markets on first start and applies configured supply and
     /// price bounds on every start (a current price outside new bounds is clamped).
     pub async fn setup_markets(&self, setups: Vec<MarketSetup>) -> StoreResult<()> {
-        self.write_tx(move |c| {
-            let setups = setups.clone();
-            Box::pin(async move {
-                for s in &setups {
-                    sqlx::query(
+        let r = self
+            .write_tx(move |c| {
+                let setups = setups.clone();
+                Box::pin(async move {
+                    for s in &setups {
+                        sqlx::query(
                         "INSERT INTO markets (resource, capacity, price, min_price, max_price) \
                          VALUES ($1, $2, $3, $4, $5) ON CONFLICT (resource) DO UPDATE SET \
                          capacity = excluded.capacity, min_price = excluded.min_price, \
@@ -109,18 +163,20 @@ impl Store {
                     .bind(s.max_price.0)
                     .execute(&mut *c)
                     .await?;
-                    sqlx::query(
+                        sqlx::query(
                         "UPDATE markets SET price = CASE WHEN price < min_price THEN min_price \
                          WHEN price > max_price THEN max_price ELSE price END WHERE resource = $1",
                     )
                     .bind(s.resource.as_str())
                     .execute(&mut *c)
                     .await?;
-                }
-                Ok(())
+                    }
+                    Ok(())
+                })
             })
-        })
-        .await
+            .await;
+        self.market.invalidate();
+        r
     }
 
     pub async fn markets(&self) -> StoreResult<Vec<MarketRecord>> {
@@ -148,32 +204,33 @@ impl Store {
 
     /// The current price of each resource.
     pub async fn prices(&self) -> StoreResult<Prices> {
-        let mut c = self.reader().acquire().await?;
-        read_prices(&mut c).await
+        Ok(self.prices_and_cycle().await?.0)
     }
 
     /// The last cycle that began (0 before the first).
     pub async fn current_cycle(&self) -> StoreResult<Cycle> {
-        let mut c = self.reader().acquire().await?;
-        read_cycle(&mut c).await
+        Ok(self.prices_and_cycle().await?.1)
     }
 
     /// Starts the next cycle and returns its number.
     pub async fn begin_cycle(&self) -> StoreResult<Cycle> {
-        self.write_tx(|c| {
-            Box::pin(async move {
-                let next = Cycle(read_cycle(c).await?.0 + 1);
-                sqlx::query(
-                    "INSERT INTO system_state (key, value) VALUES ('cycle', $1) \
+        let r = self
+            .write_tx(|c| {
+                Box::pin(async move {
+                    let next = Cycle(read_cycle(c).await?.0 + 1);
+                    sqlx::query(
+                        "INSERT INTO system_state (key, value) VALUES ('cycle', $1) \
                      ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-                )
-                .bind(next.0.to_string())
-                .execute(&mut *c)
-                .await?;
-                Ok(next)
+                    )
+                    .bind(next.0.to_string())
+                    .execute(&mut *c)
+                    .await?;
+                    Ok(next)
+                })
             })
-        })
-        .await
+            .await;
+        self.market.invalidate();
+        r
     }
 
     /// Everything one clearing needs: pending bids, capacity, what running
@@ -238,7 +295,7 @@ impl Store {
     /// Records a cycle's outcome: new prices and utilisation, one history row per
     /// market, and a `price_update` event.
     pub async fn record_cycle(&self, rec: CycleRecord) -> StoreResult<()> {
-        self.write_tx(move |c| {
+        let r = self.write_tx(move |c| {
             let rec = rec.clone();
             Box::pin(async move {
                 let now = now_micros();
@@ -279,7 +336,9 @@ impl Store {
                 Ok(())
             })
         })
-        .await
+        .await;
+        self.market.invalidate();
+        r
     }
 
     /// Market history rows of cycles after `after_cycle`, oldest first, at most `limit`.

@@ -96,6 +96,8 @@ pub struct Store {
     _checkpointer: Option<Arc<Checkpointer>>,
     /// Execution tokens known valid (see `tokens`).
     tokens: Arc<tokens::TokenCache>,
+    /// Current prices and cycle (see `market`).
+    market: Arc<market::MarketCache>,
 }
 
 /// Moves SQLite's WAL into the database file from a reader connection every
@@ -176,6 +178,7 @@ impl Store {
                     write,
                     _checkpointer: checkpointer,
                     tokens: Arc::default(),
+                    market: Arc::default(),
                 }
             }
             Backend::Postgres => {
@@ -190,6 +193,7 @@ impl Store {
                     write: pool,
                     _checkpointer: None,
                     tokens: Arc::default(),
+                    market: Arc::default(),
                 }
             }
         };
