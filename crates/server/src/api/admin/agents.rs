@@ -1,17 +1,28 @@
-//! Agents as the operator sees them: the population with balances, and one agent
-//! in full (lineage, children, executions, bids, prompts and their ratings).
+//! Agents as the operator sees them: the population with balances, one agent in
+//! full (lineage, children, executions, bids, prompts and their ratings), and a
+//! new parentless agent made from uploaded files.
+//!
+//! **Create order** (as for spawn): the files are checked and staged first, then
+//! one store transaction creates the agent, mints its credits and places its first
+//! bid, and only then is the staged folder renamed into its workspace. A refusal
+//! at any step leaves no agent, no credits and no folder behind.
 
 use crate::api::auth::Operator;
 use crate::api::error::{ApiError, ApiResult};
-use crate::api::extract::{limit, ApiPath, ApiQuery};
-use crate::api::schema::{AgentStatusSchema, Errors};
+use crate::api::extract::{amount, limit, ApiJson, ApiPath, ApiQuery};
+use crate::api::files::{self, FileEntry};
+use crate::api::schema::{AgentStatusSchema, CreditAmount, Errors};
+use crate::api::social::FirstBid;
 use crate::api::state::ApiState;
 use crate::api::views::{AgentView, BalanceView, BidView, ExecutionView, PromptView, ResponseView};
+use crate::store::RootAgent;
 use agora_core::lifecycle::AgentStatus;
 use agora_core::AgentId;
 use axum::extract::State;
+use axum::http::StatusCode;
 use axum::Json;
 use serde::{Deserialize, Serialize};
+use std::path::PathBuf;
 use utoipa::{IntoParams, ToSchema};
 
 /// How many executions, bids and prompts the agent detail shows.
@@ -125,4 +136,99 @@ pub(super) async fn detail(
             })
             .collect(),
     }))
+}
+
+/// A parentless agent to create.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateAgentBody {
+    /// The agent's workspace. Relative paths only (no `.`, `..`, empty components,
+    /// backslashes or control characters; at most 255 bytes and 16 levels), at most
+    /// 1000 files and 2 MiB decoded, and it must contain the entry point `main.py`.
+    #[schema(max_items = 1000)]
+    pub files: Vec<FileEntry>,
+    /// Minted from `mint` for the agent as a grant (positive).
+    #[schema(value_type = CreditAmount, required = true)]
+    #[serde(default)]
+    pub initial_credits: serde_json::Value,
+    /// A first bid placed from those credits, so that the agent can ever wake (SPEC
+    /// §1 law 1). Refused with the whole request if the bid is.
+    #[serde(default)]
+    pub bid: Option<FirstBid>,
+}
+
+/// An agent as created.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct CreatedAgent {
+    pub agent: AgentView,
+    /// The workspace folder on the host, holding the uploaded files.
+    pub workspace: String,
+    /// The first bid, pending, if one was asked for.
+    pub bid: Option<BidView>,
+}
+
+/// Runs blocking file work off the async workers.
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> ApiResult<T> + Send + 'static,
+) -> ApiResult<T> {
+    tokio::task::spawn_blocking(f).await.map_err(|e| {
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            format!("file task failed: {e}"),
+        )
+    })?
+}
+
+/// Create a parentless agent from uploaded files, with credits minted for it and
+/// an optional first bid: all or nothing.
+#[utoipa::path(post, path = "/admin/agents", tag = "admin",
+    security(("operator_token" = [])), request_body = CreateAgentBody,
+    responses((status = 201, body = CreatedAgent), Errors))]
+pub(super) async fn create(
+    _: Operator,
+    State(s): State<ApiState>,
+    ApiJson(req): ApiJson<CreateAgentBody>,
+) -> ApiResult<(StatusCode, Json<CreatedAgent>)> {
+    let initial_credits = amount("initial_credits", &req.initial_credits)?;
+    let first_bid = match &req.bid {
+        None => None,
+        Some(b) => Some((
+            b.bundle.parse(&s.config.bundle_limits())?,
+            amount("bid.amount", &b.amount)?,
+        )),
+    };
+    let root: PathBuf = s.workspaces.as_ref().clone();
+    let staged = {
+        let (entries, root) = (req.files, root.clone());
+        blocking(move || files::stage(&files::validate(&entries)?, &root)).await?
+    };
+    let (id, bid) = s
+        .store
+        .create_root_agent(RootAgent {
+            workspaces_root: root,
+            initial_credits,
+            first_bid,
+            bid_ttl_cycles: s.config.economy.bid_ttl_cycles,
+            max_pending_bids: s.config.economy.max_pending_bids,
+        })
+        .await?;
+    let agent = s.store.agent(id).await?;
+    let dest = PathBuf::from(&agent.workspace);
+    blocking(move || staged.install(&dest))
+        .await
+        .inspect_err(|e| {
+            tracing::error!(component = "api", agent = id.0, error = %e.message,
+                "created agent has no workspace");
+        })?;
+    tracing::info!(component = "api", agent = id.0, credits = %initial_credits,
+        "operator created an agent");
+    Ok((
+        StatusCode::CREATED,
+        Json(CreatedAgent {
+            agent: (&agent).into(),
+            workspace: agent.workspace.clone(),
+            bid: bid.as_ref().map(BidView::from),
+        }),
+    ))
 }

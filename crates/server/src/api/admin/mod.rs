@@ -22,7 +22,7 @@ use utoipa_axum::routes;
 
 pub fn routes() -> OpenApiRouter<ApiState> {
     OpenApiRouter::new()
-        .routes(routes!(agents::list))
+        .routes(routes!(agents::list, agents::create))
         .routes(routes!(agents::detail))
         .routes(routes!(executions::detail))
         .routes(routes!(executions::log))

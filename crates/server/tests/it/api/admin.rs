@@ -26,6 +26,8 @@ api_contract!(
     audit_reports_clean_and_broken_ledgers,
     event_stream_delivers_live_events_and_resumes,
     pause_and_resume_round_trip,
+    create_agent_from_files_with_credits_and_a_first_bid,
+    a_refused_create_leaves_nothing_behind,
 );
 
 /// The `/admin/…` operations the OpenAPI document lists, as (method, path).
@@ -56,7 +58,7 @@ async fn every_admin_endpoint_refuses_agents_and_strangers(api: TestApi) {
     let a = api.agent(10).await;
     let ops = admin_operations(&api).await;
     // Guards against a document that lost its admin paths (and a vacuous pass).
-    assert!(ops.len() >= 11, "admin operations documented: {ops:?}");
+    assert!(ops.len() >= 12, "admin operations documented: {ops:?}");
     for (method, path) in ops {
         let path = path.replace("{id}", &a.id.0.to_string());
         let body = (method == Method::POST).then(|| json!({}));
@@ -645,4 +647,151 @@ async fn pause_and_resume_round_trip(api: TestApi) {
     assert!(!api.t.store.paused().await.unwrap());
     let state = api.get("/market/state", &a.token).await.expect(200);
     assert_eq!(state["paused"], false);
+}
+
+async fn create_agent(api: &TestApi, body: Value) -> Answer {
+    api.post("/admin/agents", &api.operator, body).await
+}
+
+async fn create_agent_from_files_with_credits_and_a_first_bid(api: TestApi) {
+    let body = json!({
+        "files": [
+            {"path": "main.py", "content": "print('hello')\n"},
+            {"path": "lib/data.bin", "content": "AAEC/w==", "encoding": "base64"},
+        ],
+        "initial_credits": "100",
+        "bid": {"bundle": {"cpu_seconds": 1, "memory_mb": 64}, "amount": "20"},
+    });
+    let created = create_agent(&api, body).await.expect(201);
+    let id = created["agent"]["id"].as_i64().unwrap();
+    assert_eq!(created["agent"]["status"], "alive");
+    assert_eq!(created["agent"]["parent"], Value::Null);
+    assert_eq!(created["agent"]["lineage"], json!([]));
+    assert_eq!(created["bid"]["status"], "pending");
+    assert_eq!(created["bid"]["payer"], id);
+    assert_eq!(created["bid"]["beneficiary"], id);
+    assert_eq!(created["bid"]["amount"], "20");
+
+    let ws = std::path::PathBuf::from(created["workspace"].as_str().unwrap());
+    assert!(ws.starts_with(api.t.dir.path()), "{}", ws.display());
+    assert_eq!(
+        std::fs::read_to_string(ws.join("main.py")).unwrap(),
+        "print('hello')\n"
+    );
+    assert_eq!(
+        std::fs::read(ws.join("lib/data.bin")).unwrap(),
+        vec![0u8, 1, 2, 255]
+    );
+
+    let d = api
+        .get(&format!("/admin/agents/{id}"), &api.operator)
+        .await
+        .expect(200);
+    assert_eq!(d["balance"]["balance"], "100");
+    assert_eq!(d["balance"]["held"], "20");
+    assert_eq!(d["balance"]["available"], "80");
+    assert_eq!(d["workspace"], created["workspace"]);
+    let minted = api
+        .get(
+            &format!("/admin/events?type=credits_minted&agent={id}"),
+            &api.operator,
+        )
+        .await
+        .expect(200);
+    assert_eq!(minted[0]["data"]["amount"], "100");
+
+    // Without a bid.
+    let plain = create_agent(
+        &api,
+        json!({"files": [{"path": "main.py", "content": ""}], "initial_credits": 5}),
+    )
+    .await
+    .expect(201);
+    assert_eq!(plain["bid"], Value::Null);
+    assert!(plain["agent"]["id"].as_i64().unwrap() > id);
+    api.t.assert_audit_clean().await;
+}
+
+/// What a refused create must leave as it was: agents, transfers, workspaces.
+async fn world_snapshot(api: &TestApi) -> (Value, Value, Vec<String>) {
+    let agents = api
+        .get("/admin/agents?limit=1000", &api.operator)
+        .await
+        .expect(200);
+    let transfers = api
+        .get("/admin/transactions?limit=1000", &api.operator)
+        .await
+        .expect(200);
+    let mut folders: Vec<String> = match std::fs::read_dir(api.t.workspaces()) {
+        Ok(dir) => dir
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect(),
+        Err(_) => Vec::new(),
+    };
+    folders.sort();
+    (agents, transfers, folders)
+}
+
+async fn a_refused_create_leaves_nothing_behind(api: TestApi) {
+    api.agent(10).await;
+    let before = world_snapshot(&api).await;
+    let main = json!([{"path": "main.py", "content": "print(1)"}]);
+    let bundle = json!({"cpu_seconds": 1, "memory_mb": 64});
+    let refused = [
+        // Below the reserve (1 + 6.4 credits).
+        (
+            json!({"files": main, "initial_credits": "100", "bid": {"bundle": bundle, "amount": "1"}}),
+            400,
+            "below_reserve",
+        ),
+        // More than the agent's credits.
+        (
+            json!({"files": main, "initial_credits": "10", "bid": {"bundle": bundle, "amount": "50"}}),
+            409,
+            "insufficient_funds",
+        ),
+        (
+            json!({"files": main, "initial_credits": "-1"}),
+            400,
+            "invalid_amount",
+        ),
+        (json!({"files": main}), 400, "invalid_amount"),
+        (
+            json!({"files": main, "initial_credits": "10", "bid": {"bundle": bundle}}),
+            400,
+            "invalid_amount",
+        ),
+        (
+            json!({"files": main, "initial_credits": "10",
+                   "bid": {"bundle": {"cpu_seconds": -1}, "amount": "10"}}),
+            400,
+            "invalid_bundle",
+        ),
+        (
+            json!({"files": [{"path": "../escape.py", "content": ""}, {"path": "main.py", "content": ""}],
+                   "initial_credits": "10"}),
+            400,
+            "invalid_path",
+        ),
+        (
+            json!({"files": [{"path": "other.py", "content": ""}], "initial_credits": "10"}),
+            400,
+            "",
+        ),
+        (json!({"initial_credits": "10"}), 422, "invalid_body"),
+        (
+            json!({"files": main, "initial_credits": "10", "parent": 1}),
+            422,
+            "invalid_body",
+        ),
+    ];
+    for (body, status, code) in refused {
+        let r = create_agent(&api, body.clone()).await;
+        assert_eq!(r.status.as_u16(), status, "{body}: {:#}", r.body);
+        if !code.is_empty() {
+            assert_eq!(r.code(), code, "{body}: {:#}", r.body);
+        }
+        assert_eq!(world_snapshot(&api).await, before, "{body} changed nothing");
+    }
+    api.t.assert_audit_clean().await;
 }
