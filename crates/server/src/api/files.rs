@@ -57,8 +57,15 @@ pub enum Encoding {
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct FileEntry {
-    /// Relative path with `/` separators, e.g. `main.py` or `lib/util.py`.
-    #[schema(min_length = 1, max_length = 255, example = "main.py")]
+    /// Relative path with `/` separators, e.g. `main.py` or `lib/util.py`: no
+    /// `.`, `..` or empty components, backslashes or control characters, at most
+    /// 16 levels and 255 bytes of UTF-8.
+    #[schema(
+        min_length = 1,
+        max_length = 255,
+        example = "main.py",
+        pattern = r"^(?:[^/\\.\x00-\x1f\x7f-\x9f][^/\\\x00-\x1f\x7f-\x9f]*|\.[^/\\.\x00-\x1f\x7f-\x9f][^/\\\x00-\x1f\x7f-\x9f]*|\.\.[^/\\\x00-\x1f\x7f-\x9f]+)(?:/(?:[^/\\.\x00-\x1f\x7f-\x9f][^/\\\x00-\x1f\x7f-\x9f]*|\.[^/\\.\x00-\x1f\x7f-\x9f][^/\\\x00-\x1f\x7f-\x9f]*|\.\.[^/\\\x00-\x1f\x7f-\x9f]+)){0,15}$"
+    )]
     pub path: String,
     /// The file's content, as `encoding` says.
     pub content: String,
@@ -452,6 +459,7 @@ pub fn clone_workspace(src: &Path, workspaces_root: &Path) -> Result<Staged, Api
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

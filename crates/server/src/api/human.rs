@@ -38,7 +38,7 @@ pub const MAX_REASON_CHARS: usize = 2000;
 pub struct PromptBody {
     /// What to show the human: any JSON value but `null`, at most 64 KiB as
     /// compact JSON.
-    #[schema(value_type = serde_json::Value, required = true)]
+    #[schema(schema_with = prompt_content, required = true)]
     #[serde(default)]
     pub content: Value,
     /// Escrowed from the caller's available credits until the prompt is rated
@@ -46,6 +46,23 @@ pub struct PromptBody {
     #[schema(value_type = CreditAmount, required = true)]
     #[serde(default)]
     pub bid_amount: Value,
+}
+
+/// The schema of a prompt's content: any JSON value but `null`.
+fn prompt_content() -> utoipa::openapi::Object {
+    use utoipa::openapi::schema::{SchemaType, Type};
+    utoipa::openapi::ObjectBuilder::new()
+        .schema_type(SchemaType::Array(vec![
+            Type::Object,
+            Type::Array,
+            Type::String,
+            Type::Number,
+            Type::Boolean,
+        ]))
+        .description(Some(
+            "What to show the human: any JSON value but `null`, at most 64 KiB as compact JSON.",
+        ))
+        .build()
 }
 
 /// Submit this execution's one prompt to the human. The execution's bundle must
@@ -92,6 +109,7 @@ async fn prompt(
 #[into_params(parameter_in = Query)]
 pub struct ResponsesQuery {
     /// At most this many, newest first (1..=1000, default 100).
+    #[param(minimum = 1, maximum = 1000)]
     limit: Option<i64>,
 }
 

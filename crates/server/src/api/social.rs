@@ -60,6 +60,7 @@ pub struct SpawnBody {
     /// 1000 files and 2 MiB decoded, and it must contain the entry point
     /// `main.py`. Give either `files` or `clone_workspace: true`.
     #[serde(default)]
+    #[schema(max_items = 1000)]
     pub files: Option<Vec<FileEntry>>,
     /// Copy the caller's own workspace instead (without `env.json`). It may hold
     /// only regular files and folders: a link or special file refuses the spawn.
@@ -231,6 +232,7 @@ async fn message(
 #[into_params(parameter_in = Query)]
 pub struct InboxQuery {
     /// At most this many, oldest first (1..=1000, default 100).
+    #[param(minimum = 1, maximum = 1000)]
     limit: Option<i64>,
 }
 
@@ -262,10 +264,12 @@ pub enum StatusFilter {
 #[into_params(parameter_in = Query)]
 pub struct DirectoryQuery {
     /// Only agents with this status.
+    #[param(inline)]
     status: Option<StatusFilter>,
     /// Only agents with an id above this (the last id of the previous page).
     after: Option<i64>,
     /// At most this many, by id (1..=1000, default 100).
+    #[param(minimum = 1, maximum = 1000)]
     limit: Option<i64>,
 }
 
