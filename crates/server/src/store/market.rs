@@ -119,8 +119,7 @@ impl MarketCache {
         }
     }
 
-    /// Forgets the cached pair; called after every write of prices or the cycle,
-    /// whether it committed or not.
+    /// Forgets the cached pair.
     fn invalidate(&self) {
         if let Ok(mut current) = self.current.write() {
             self.writes.fetch_add(1, Ordering::SeqCst);
@@ -129,7 +128,23 @@ impl MarketCache {
     }
 }
 
+/// Invalidates the market cache when dropped: held by each writer of prices or the
+/// cycle across its transaction, so the cache is forgotten after the transaction
+/// ends, whether it committed, failed or was cancelled.
+struct InvalidateOnDrop<'a>(&'a MarketCache);
+
+impl Drop for InvalidateOnDrop<'_> {
+    fn drop(&mut self) {
+        self.0.invalidate();
+    }
+}
+
 impl Store {
+    /// Held across a write of prices or the cycle; see [`InvalidateOnDrop`].
+    fn market_write_guard(&self) -> InvalidateOnDrop<'_> {
+        InvalidateOnDrop(&self.market)
+    }
+
     /// The current prices and cycle, from the cache or one read connection.
     async fn prices_and_cycle(&self) -> StoreResult<(Prices, Cycle)> {
         if let Some(pair) = self.market.get() {
@@ -145,12 +160,12 @@ impl Store {
     /// Creates the four markets on first start and applies configured supply and
     /// price bounds on every start (a current price outside new bounds is clamped).
     pub async fn setup_markets(&self, setups: Vec<MarketSetup>) -> StoreResult<()> {
-        let r = self
-            .write_tx(move |c| {
-                let setups = setups.clone();
-                Box::pin(async move {
-                    for s in &setups {
-                        sqlx::query(
+        let _invalidate = self.market_write_guard();
+        self.write_tx(move |c| {
+            let setups = setups.clone();
+            Box::pin(async move {
+                for s in &setups {
+                    sqlx::query(
                         "INSERT INTO markets (resource, capacity, price, min_price, max_price) \
                          VALUES ($1, $2, $3, $4, $5) ON CONFLICT (resource) DO UPDATE SET \
                          capacity = excluded.capacity, min_price = excluded.min_price, \
@@ -163,20 +178,18 @@ impl Store {
                     .bind(s.max_price.0)
                     .execute(&mut *c)
                     .await?;
-                        sqlx::query(
+                    sqlx::query(
                         "UPDATE markets SET price = CASE WHEN price < min_price THEN min_price \
                          WHEN price > max_price THEN max_price ELSE price END WHERE resource = $1",
                     )
                     .bind(s.resource.as_str())
                     .execute(&mut *c)
                     .await?;
-                    }
-                    Ok(())
-                })
+                }
+                Ok(())
             })
-            .await;
-        self.market.invalidate();
-        r
+        })
+        .await
     }
 
     pub async fn markets(&self) -> StoreResult<Vec<MarketRecord>> {
@@ -214,23 +227,21 @@ impl Store {
 
     /// Starts the next cycle and returns its number.
     pub async fn begin_cycle(&self) -> StoreResult<Cycle> {
-        let r = self
-            .write_tx(|c| {
-                Box::pin(async move {
-                    let next = Cycle(read_cycle(c).await?.0 + 1);
-                    sqlx::query(
-                        "INSERT INTO system_state (key, value) VALUES ('cycle', $1) \
+        let _invalidate = self.market_write_guard();
+        self.write_tx(|c| {
+            Box::pin(async move {
+                let next = Cycle(read_cycle(c).await?.0 + 1);
+                sqlx::query(
+                    "INSERT INTO system_state (key, value) VALUES ('cycle', $1) \
                      ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-                    )
-                    .bind(next.0.to_string())
-                    .execute(&mut *c)
-                    .await?;
-                    Ok(next)
-                })
+                )
+                .bind(next.0.to_string())
+                .execute(&mut *c)
+                .await?;
+                Ok(next)
             })
-            .await;
-        self.market.invalidate();
-        r
+        })
+        .await
     }
 
     /// Everything one clearing needs: pending bids, capacity, what running
@@ -295,7 +306,8 @@ impl Store {
     /// Records a cycle's outcome: new prices and utilisation, one history row per
     /// market, and a `price_update` event.
     pub async fn record_cycle(&self, rec: CycleRecord) -> StoreResult<()> {
-        let r = self.write_tx(move |c| {
+        let _invalidate = self.market_write_guard();
+        self.write_tx(move |c| {
             let rec = rec.clone();
             Box::pin(async move {
                 let now = now_micros();
@@ -336,9 +348,7 @@ impl Store {
                 Ok(())
             })
         })
-        .await;
-        self.market.invalidate();
-        r
+        .await
     }
 
     /// Market history rows of cycles after `after_cycle`, oldest first, at most `limit`.
