@@ -1,8 +1,8 @@
 //! The System Service driven over real HTTP (SPEC §11), on SQLite and PostgreSQL.
 
-pub mod harness;
 mod admin;
 mod economic;
+pub mod harness;
 mod human;
 mod identity;
 mod market;
