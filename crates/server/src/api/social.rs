@@ -5,7 +5,9 @@
 //! **Spawn order.** Files are checked and written to a staging folder first, then
 //! one store transaction charges the parent, creates the child and places its
 //! bid, and only then is the staging folder renamed into the child's workspace. A
-//! refusal at any step leaves no child, no money moved and no folder behind.
+//! refusal at any step leaves no child, no money moved and no folder behind; the
+//! transaction and the rename run in a task of their own, so a request dropped
+//! half-way cannot leave a child without its workspace.
 
 use super::auth::Caller;
 use super::error::{ApiError, ApiResult};
@@ -143,26 +145,42 @@ async fn spawn(
             ))
         }
     };
-    let (child, bid) = s
-        .store
-        .spawn_with_bid(
-            SpawnRequest {
-                parent: caller.agent,
-                initial_credits,
-                spawn_cost: s.config.economy.spawn_cost,
-                workspaces_root: root.clone(),
-            },
-            first_bid,
+    let store = s.store.clone();
+    let request = SpawnRequest {
+        parent: caller.agent,
+        initial_credits,
+        spawn_cost: s.config.economy.spawn_cost,
+        workspaces_root: root,
+    };
+    // From the transaction on, the work runs in a task of its own: a client that
+    // hangs up (or the request timeout) must not leave a committed child without
+    // its workspace.
+    let task = tokio::spawn(async move {
+        let (child, bid) = match store.spawn_with_bid(request, first_bid).await {
+            Ok(made) => made,
+            Err(e) => {
+                // Removing the staging folder is file work too.
+                let _ = tokio::task::spawn_blocking(move || drop(staged)).await;
+                return Err(ApiError::from(e));
+            }
+        };
+        // The store's row names the child's workspace folder.
+        let dest = PathBuf::from(store.agent(child).await?.workspace);
+        blocking(move || staged.install(&dest))
+            .await
+            .inspect_err(|e| {
+                tracing::error!(component = "api", agent = child.0, parent = caller.agent.0,
+                    error = %e.message, "spawned agent has no workspace");
+            })?;
+        Ok((child, bid))
+    });
+    let (child, bid) = task.await.map_err(|e| {
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            format!("spawn task failed: {e}"),
         )
-        .await?;
-    // The store's row names the child's workspace folder.
-    let dest = PathBuf::from(s.store.agent(child).await?.workspace);
-    blocking(move || staged.install(&dest))
-        .await
-        .inspect_err(|e| {
-            tracing::error!(component = "api", agent = child.0, parent = caller.agent.0,
-            error = %e.message, "spawned agent has no workspace");
-        })?;
+    })??;
     tracing::info!(component = "api", agent = child.0, parent = caller.agent.0,
         credits = %initial_credits, "agent spawned");
     Ok((

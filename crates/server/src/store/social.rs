@@ -3,13 +3,13 @@
 //! message costs, and the public directory of agents. Workspace files are the
 //! caller's business.
 
-use super::agents::{self, AgentRecord, NewAgent};
+use super::agents::{self, agent_from, AgentRecord, NewAgent, AGENT_COLUMNS};
 use super::bids::{place_bid_in, BidRecord, NewBid};
 use super::error::{Rejection, StoreResult};
 use super::events::{self, EventType, NewEvent};
 use super::ledger::{move_credits, require_alive, Refs};
 use super::{now_micros, Store};
-use agora_core::lifecycle::{AgentStatus, DeathReason};
+use agora_core::lifecycle::AgentStatus;
 use agora_core::{Account, AgentId, Credits, LedgerError, TransferKind};
 use serde_json::json;
 use sqlx::Row;
@@ -209,43 +209,16 @@ impl Store {
     ) -> StoreResult<Vec<AgentRecord>> {
         // `$2 IS NULL` would need a typed NULL on PostgreSQL; an empty string names
         // no status instead.
-        let rows = sqlx::query(
-            "SELECT id, status, death_reason, death_at, parent_id, lineage, workspace, \
-             execution_count, total_credits_earned, total_credits_spent, created_at, \
-             last_execution_at FROM agents WHERE id > $1 AND ($2 = '' OR status = $2) \
-             ORDER BY id LIMIT $3",
-        )
-        .bind(after)
-        .bind(status.map(|s| s.as_str()).unwrap_or(""))
-        .bind(limit)
-        .fetch_all(self.reader())
-        .await?;
-        rows.iter().map(directory_entry).collect()
+        let sql = format!(
+            "SELECT {AGENT_COLUMNS} FROM agents WHERE id > $1 AND ($2 = '' OR status = $2) \
+             ORDER BY id LIMIT $3"
+        );
+        let rows = sqlx::query(&sql)
+            .bind(after)
+            .bind(status.map(|s| s.as_str()).unwrap_or(""))
+            .bind(limit)
+            .fetch_all(self.reader())
+            .await?;
+        rows.iter().map(agent_from).collect()
     }
-}
-
-/// An agent row of the directory query.
-fn directory_entry(r: &sqlx::any::AnyRow) -> StoreResult<AgentRecord> {
-    let status: String = r.try_get("status")?;
-    let reason: Option<String> = r.try_get("death_reason")?;
-    let lineage: String = r.try_get("lineage")?;
-    Ok(AgentRecord {
-        id: AgentId(r.try_get("id")?),
-        status: AgentStatus::parse(&status)
-            .ok_or_else(|| super::error::StoreError::Corrupt(format!("agent status {status:?}")))?,
-        death_reason: reason.as_deref().and_then(DeathReason::parse),
-        death_at: r.try_get("death_at")?,
-        parent_id: r.try_get::<Option<i64>, _>("parent_id")?.map(AgentId),
-        lineage: serde_json::from_str::<Vec<i64>>(&lineage)
-            .map_err(|e| super::error::StoreError::Corrupt(format!("agent lineage: {e}")))?
-            .into_iter()
-            .map(AgentId)
-            .collect(),
-        workspace: r.try_get("workspace")?,
-        execution_count: r.try_get("execution_count")?,
-        total_credits_earned: Credits::from_micros(r.try_get("total_credits_earned")?),
-        total_credits_spent: Credits::from_micros(r.try_get("total_credits_spent")?),
-        created_at: r.try_get("created_at")?,
-        last_execution_at: r.try_get("last_execution_at")?,
-    })
 }
