@@ -45,6 +45,7 @@ pub struct AgentsQuery {
     /// Only agents with an id above this (paging: the last id of the previous page).
     after: Option<i64>,
     /// At most this many (1..=1000, default 100).
+    #[param(minimum = 1, maximum = 1000)]
     limit: Option<i64>,
 }
 

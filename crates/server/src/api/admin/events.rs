@@ -38,10 +38,12 @@ pub struct EventsQuery {
     /// Only events with an id above this (the last id of the previous page).
     after: Option<i64>,
     /// At most this many (1..=1000, default 100).
+    #[param(minimum = 1, maximum = 1000)]
     limit: Option<i64>,
     /// Only events of this type (bid_placed, credits_minted, …); an unknown type
     /// matches nothing.
     #[serde(rename = "type")]
+    #[param(pattern = "^[a-z_]{1,64}$")]
     kind: Option<String>,
     /// Only events about this agent.
     agent: Option<i64>,
@@ -90,6 +92,7 @@ pub struct StreamQuery {
     after: Option<i64>,
     /// Only events of this type.
     #[serde(rename = "type")]
+    #[param(pattern = "^[a-z_]{1,64}$")]
     kind: Option<String>,
     /// Only events about this agent.
     agent: Option<i64>,

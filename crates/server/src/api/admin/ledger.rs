@@ -25,6 +25,7 @@ pub struct TransactionsQuery {
     /// Only transfers with an id above this (the last id of the previous page).
     after: Option<i64>,
     /// At most this many (1..=1000, default 100).
+    #[param(minimum = 1, maximum = 1000)]
     limit: Option<i64>,
 }
 
@@ -95,11 +96,12 @@ pub(super) async fn audit(_: Operator, State(s): State<ApiState>) -> ApiResult<J
 pub struct GrantBody {
     /// The alive agent credited.
     pub agent: i64,
-    #[schema(value_type = CreditAmount)]
+    #[schema(value_type = CreditAmount, required = true)]
     #[serde(default)]
     pub amount: serde_json::Value,
     /// Why (at most 1000 characters); recorded with the transfer.
     #[serde(default)]
+    #[schema(max_length = 1000)]
     pub memo: Option<String>,
 }
 
