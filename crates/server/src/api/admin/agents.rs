@@ -5,7 +5,9 @@
 //! **Create order** (as for spawn): the files are checked and staged first, then
 //! one store transaction creates the agent, mints its credits and places its first
 //! bid, and only then is the staged folder renamed into its workspace. A refusal
-//! at any step leaves no agent, no credits and no folder behind.
+//! at any step leaves no agent, no credits and no folder behind; the transaction
+//! and the rename run in a task of their own, so a request dropped half-way cannot
+//! leave an agent without its workspace.
 
 use crate::api::auth::Operator;
 use crate::api::error::{ApiError, ApiResult};
@@ -204,24 +206,44 @@ pub(super) async fn create(
         let (entries, root) = (req.files, root.clone());
         blocking(move || files::stage(&files::validate(&entries)?, &root)).await?
     };
-    let (id, bid) = s
-        .store
-        .create_root_agent(RootAgent {
-            workspaces_root: root,
-            initial_credits,
-            first_bid,
-            bid_ttl_cycles: s.config.economy.bid_ttl_cycles,
-            max_pending_bids: s.config.economy.max_pending_bids,
-        })
-        .await?;
-    let agent = s.store.agent(id).await?;
-    let dest = PathBuf::from(&agent.workspace);
-    blocking(move || staged.install(&dest))
-        .await
-        .inspect_err(|e| {
-            tracing::error!(component = "api", agent = id.0, error = %e.message,
-                "created agent has no workspace");
-        })?;
+    let store = s.store.clone();
+    let request = RootAgent {
+        workspaces_root: root,
+        initial_credits,
+        first_bid,
+        bid_ttl_cycles: s.config.economy.bid_ttl_cycles,
+        max_pending_bids: s.config.economy.max_pending_bids,
+    };
+    // From the transaction on, the work runs in a task of its own: a client that
+    // hangs up (or the request timeout) must not leave a committed agent without
+    // its workspace.
+    let task = tokio::spawn(async move {
+        let (id, bid) = match store.create_root_agent(request).await {
+            Ok(made) => made,
+            Err(e) => {
+                // Removing the staging folder is file work too.
+                let _ = tokio::task::spawn_blocking(move || drop(staged)).await;
+                return Err(ApiError::from(e));
+            }
+        };
+        let agent = store.agent(id).await?;
+        let dest = PathBuf::from(&agent.workspace);
+        blocking(move || staged.install(&dest))
+            .await
+            .inspect_err(|e| {
+                tracing::error!(component = "api", agent = id.0, error = %e.message,
+                    "created agent has no workspace");
+            })?;
+        Ok::<_, ApiError>((agent, bid))
+    });
+    let (agent, bid) = task.await.map_err(|e| {
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            format!("create task failed: {e}"),
+        )
+    })??;
+    let id = agent.id;
     tracing::info!(component = "api", agent = id.0, credits = %initial_credits,
         "operator created an agent");
     Ok((
