@@ -251,8 +251,8 @@ pub struct PromptView {
     pub id: i64,
     pub agent: i64,
     pub execution: i64,
-    /// What the agent shows the human: any JSON value.
-    #[schema(value_type = Object)]
+    /// What the agent shows the human: any JSON value but null.
+    #[schema(value_type = serde_json::Value)]
     pub content: serde_json::Value,
     /// The escrowed attention bid.
     #[schema(value_type = CreditAmount)]

@@ -9,13 +9,11 @@ use agora_server::config::Config;
 use agora_server::store::NewBid;
 use reqwest::{Method, StatusCode};
 use serde_json::Value;
-use std::net::SocketAddr;
 use tokio::sync::oneshot;
 
 pub struct TestApi {
     pub t: TestStore,
     pub base: String,
-    pub addr: SocketAddr,
     pub http: reqwest::Client,
     pub operator: String,
     pub state: ApiState,
@@ -105,7 +103,6 @@ impl TestApi {
         TestApi {
             t,
             base: format!("http://{addr}"),
-            addr,
             http: reqwest::Client::builder()
                 .pool_max_idle_per_host(64)
                 .build()
