@@ -16,30 +16,55 @@ async fn balance_transfer_and_history(api: TestApi) {
     let a = api.agent(100).await;
     let b = api.agent(5).await;
     let bal = api.get("/economic/balance", &a.token).await.expect(200);
-    assert_eq!(bal, json!({"agent": a.id.0, "balance": "100", "held": "0", "available": "100"}));
+    assert_eq!(
+        bal,
+        json!({"agent": a.id.0, "balance": "100", "held": "0", "available": "100"})
+    );
     let t = api
-        .post("/economic/transfer", &a.token, json!({"to": b.id.0, "amount": "12.345678", "memo": "thanks"}))
+        .post(
+            "/economic/transfer",
+            &a.token,
+            json!({"to": b.id.0, "amount": "12.345678", "memo": "thanks"}),
+        )
         .await
         .expect(201);
     assert_eq!(t["amount"], "12.345678");
     assert_eq!(t["kind"], "transfer");
     assert_eq!(t["debit"], format!("agent:{}", a.id.0));
-    assert_eq!(api.get("/economic/balance", &b.token).await.expect(200)["balance"], "17.345678");
-    let h = api.get("/economic/history?limit=10", &a.token).await.expect(200);
+    assert_eq!(
+        api.get("/economic/balance", &b.token).await.expect(200)["balance"],
+        "17.345678"
+    );
+    let h = api
+        .get("/economic/history?limit=10", &a.token)
+        .await
+        .expect(200);
     assert_eq!(h[0]["id"], t["id"], "newest first");
     assert_eq!(h[0]["memo"], "thanks");
     api.get("/economic/history?limit=0", &a.token)
         .await
         .expect_error(400, "invalid_query");
-    api.post("/economic/transfer", &a.token, json!({"to": a.id.0, "amount": "1"}))
-        .await
-        .expect_error(400, "self_transfer");
-    api.post("/economic/transfer", &a.token, json!({"to": 424242, "amount": "1"}))
-        .await
-        .expect_error(404, "unknown_agent");
-    api.post("/economic/transfer", &a.token, json!({"to": b.id.0, "amount": "1", "memo": "x".repeat(1001)}))
-        .await
-        .expect_error(400, "invalid_memo");
+    api.post(
+        "/economic/transfer",
+        &a.token,
+        json!({"to": a.id.0, "amount": "1"}),
+    )
+    .await
+    .expect_error(400, "self_transfer");
+    api.post(
+        "/economic/transfer",
+        &a.token,
+        json!({"to": 424242, "amount": "1"}),
+    )
+    .await
+    .expect_error(404, "unknown_agent");
+    api.post(
+        "/economic/transfer",
+        &a.token,
+        json!({"to": b.id.0, "amount": "1", "memo": "x".repeat(1001)}),
+    )
+    .await
+    .expect_error(400, "invalid_memo");
     api.t.assert_audit_clean().await;
 }
 
@@ -65,8 +90,14 @@ async fn ten_concurrent_transfers_of_everything_move_it_once(api: TestApi) {
         }
     }
     assert_eq!(ok, 1, "exactly one transfer of the whole balance");
-    assert_eq!(api.get("/economic/balance", &a.token).await.expect(200)["balance"], "0");
-    assert_eq!(api.get("/economic/balance", &b.token).await.expect(200)["balance"], "100");
+    assert_eq!(
+        api.get("/economic/balance", &a.token).await.expect(200)["balance"],
+        "0"
+    );
+    assert_eq!(
+        api.get("/economic/balance", &b.token).await.expect(200)["balance"],
+        "100"
+    );
     api.t.assert_audit_clean().await;
 }
 
@@ -104,7 +135,10 @@ async fn a_repeated_idempotency_key_moves_money_once(api: TestApi) {
         .expect_error(409, "idempotency_conflict");
     let bad = answer(send(&"k".repeat(201), "1").await.unwrap()).await;
     bad.expect_error(400, "invalid_idempotency_key");
-    assert_eq!(api.get("/economic/balance", &b.token).await.expect(200)["balance"], "17");
+    assert_eq!(
+        api.get("/economic/balance", &b.token).await.expect(200)["balance"],
+        "17"
+    );
     api.t.assert_audit_clean().await;
 }
 
@@ -130,21 +164,44 @@ async fn bad_amounts_change_nothing(api: TestApi) {
     ];
     for amount in amounts {
         let r = api
-            .post("/economic/transfer", &a.token, json!({"to": b.id.0, "amount": amount}))
+            .post(
+                "/economic/transfer",
+                &a.token,
+                json!({"to": b.id.0, "amount": amount}),
+            )
             .await;
         r.expect_error(400, "invalid_amount");
     }
     api.post("/economic/transfer", &a.token, json!({"to": b.id.0}))
         .await
         .expect_error(400, "invalid_amount");
-    api.post("/economic/transfer", &a.token, json!({"to": "b", "amount": 1}))
-        .await
-        .expect_error(422, "invalid_body");
+    api.post(
+        "/economic/transfer",
+        &a.token,
+        json!({"to": "b", "amount": 1}),
+    )
+    .await
+    .expect_error(422, "invalid_body");
     // Not JSON, JSON with a raw NaN, bytes that are not UTF-8, the wrong content type.
     for (body, ctype, status, code) in [
-        (b"{\"to\": 1, \"amount\": NaN}".to_vec(), "application/json", 400, "invalid_json"),
-        (b"{\"to\": 1, \"amount\": \"\xff\xfe\"}".to_vec(), "application/json", 400, "invalid_json"),
-        (b"not json".to_vec(), "application/json", 400, "invalid_json"),
+        (
+            b"{\"to\": 1, \"amount\": NaN}".to_vec(),
+            "application/json",
+            400,
+            "invalid_json",
+        ),
+        (
+            b"{\"to\": 1, \"amount\": \"\xff\xfe\"}".to_vec(),
+            "application/json",
+            400,
+            "invalid_json",
+        ),
+        (
+            b"not json".to_vec(),
+            "application/json",
+            400,
+            "invalid_json",
+        ),
         (b"{}".to_vec(), "text/plain", 415, "unsupported_media_type"),
     ] {
         let r = api
@@ -159,7 +216,11 @@ async fn bad_amounts_change_nothing(api: TestApi) {
         answer(r).await.expect_error(status, code);
     }
     // An oversized body is refused before it is read whole.
-    let huge = format!("{{\"to\": {}, \"amount\": 1, \"memo\": \"{}\"}}", b.id.0, "x".repeat(5 << 20));
+    let huge = format!(
+        "{{\"to\": {}, \"amount\": 1, \"memo\": \"{}\"}}",
+        b.id.0,
+        "x".repeat(5 << 20)
+    );
     let r = api
         .http
         .post(format!("{}/economic/transfer", api.base))
@@ -172,6 +233,15 @@ async fn bad_amounts_change_nothing(api: TestApi) {
     answer(r).await.expect_error(413, "body_too_large");
     let bal = api.get("/economic/balance", &a.token).await.expect(200);
     assert_eq!(bal["balance"], "100");
-    assert_eq!(api.get("/economic/history", &a.token).await.expect(200).as_array().unwrap().len(), 2, "only the grant and the execution's payment");
+    assert_eq!(
+        api.get("/economic/history", &a.token)
+            .await
+            .expect(200)
+            .as_array()
+            .unwrap()
+            .len(),
+        2,
+        "only the grant and the execution's payment"
+    );
     api.t.assert_audit_clean().await;
 }

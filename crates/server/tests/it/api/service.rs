@@ -45,18 +45,32 @@ async fn a_unix_socket_serves_the_same_api(api: TestApi) {
     let (status, body) = unix_get(&sock, "/economic/balance", "agora_x_forged").await;
     assert_eq!(status, 401, "{body:#}");
     server.stop().await;
-    assert!(!sock.exists(), "the socket file is removed when the server stops");
+    assert!(
+        !sock.exists(),
+        "the socket file is removed when the server stops"
+    );
     assert!(tokio::net::UnixStream::connect(&sock).await.is_err());
 }
 
 async fn health_metrics_and_openapi(api: TestApi) {
-    let h = api.call(Method::GET, "/healthz", None, None).await.expect(200);
+    let h = api
+        .call(Method::GET, "/healthz", None, None)
+        .await
+        .expect(200);
     assert_eq!(h["status"], "ok");
     let a = api.agent(1).await;
     api.get("/market/prices", &a.token).await.expect(200);
-    let r = api.http.get(format!("{}/metrics", api.base)).send().await.unwrap();
+    let r = api
+        .http
+        .get(format!("{}/metrics", api.base))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status().as_u16(), 200);
-    assert!(r.headers()["content-type"].to_str().unwrap().starts_with("text/plain"));
+    assert!(r.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/plain"));
     let text = r.text().await.unwrap();
     for needle in [
         "agora_agents{kind=\"alive\"} 1",
@@ -67,17 +81,32 @@ async fn health_metrics_and_openapi(api: TestApi) {
     ] {
         assert!(text.contains(needle), "{needle:?} missing from:\n{text}");
     }
-    let doc = api.call(Method::GET, "/openapi.json", None, None).await.expect(200);
+    let doc = api
+        .call(Method::GET, "/openapi.json", None, None)
+        .await
+        .expect(200);
     assert_eq!(doc["openapi"], "3.1.0");
     let paths = doc["paths"].as_object().unwrap();
-    for p in ["/market/prices", "/market/bid/{id}", "/economic/transfer", "/system/context", "/healthz", "/metrics"] {
+    for p in [
+        "/market/prices",
+        "/market/bid/{id}",
+        "/economic/transfer",
+        "/system/context",
+        "/healthz",
+        "/metrics",
+    ] {
         assert!(paths.contains_key(p), "{p} missing from /openapi.json");
     }
     // Every endpoint but the always-open ones names the token it needs.
     for (path, item) in paths {
         for (method, op) in item.as_object().unwrap() {
             let open = matches!(path.as_str(), "/healthz" | "/metrics");
-            assert_eq!(op.get("security").is_none(), open, "{method} {path}: security {:?}", op.get("security"));
+            assert_eq!(
+                op.get("security").is_none(),
+                open,
+                "{method} {path}: security {:?}",
+                op.get("security")
+            );
         }
     }
 }
