@@ -1,0 +1,110 @@
+//! A System Service with something in it, for schema-driven fuzzing
+//! (`scripts/fuzz-api.sh`): a fresh world in a temporary directory with agents
+//! inside running executions, pending bids, an active and a pending prompt, and
+//! unread messages; the operator token; the API on 127.0.0.1 at a free port.
+//!
+//! `cargo run -p agora-server --example api_fixture -- <out.json>` writes
+//! `{"base_url", "agent_token", "operator_token", "agent_id"}` to `<out.json>` once
+//! the server answers, then serves until SIGTERM or SIGINT and exits 0.
+
+use agora_core::{AgentId, Credits};
+use agora_server::api::operator;
+use agora_server::api_bench::{fresh_world, running_agent, small_bundle, LocalServer};
+use agora_server::store::NewBid;
+use anyhow::{bail, Context};
+use serde_json::json;
+use std::path::PathBuf;
+use tokio::signal::unix::{signal, SignalKind};
+
+fn credits(c: i64) -> Credits {
+    Credits::from_micros(c * 1_000_000)
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let Some(out) = std::env::args_os().nth(1).map(PathBuf::from) else {
+        bail!("usage: api_fixture <out.json>");
+    };
+    let dir = tempfile::tempdir()?;
+    let w = fresh_world(dir.path(), None).await?;
+    let (store, config) = (w.store.clone(), w.config.clone());
+    let operator_token = match operator::ensure(&config.data_dir)? {
+        operator::Ensured::Created(t) => t,
+        operator::Ensured::Existing => {
+            std::fs::read_to_string(operator::token_path(&config.data_dir))?
+                .trim()
+                .to_string()
+        }
+    };
+
+    // The fuzzed agent is rich and may prompt the human; the others give it
+    // someone to pay, message and bid for, and fill the attention queue.
+    let with_attention = small_bundle(&config, 0.1)?;
+    let me = running_agent(&store, &config, with_attention, credits(1_000_000)).await?;
+    let mut others = Vec::new();
+    for _ in 0..3 {
+        others.push(running_agent(&store, &config, with_attention, credits(1_000)).await?);
+    }
+    for (i, o) in others.iter().take(2).enumerate() {
+        store
+            .submit_prompt(
+                o.id,
+                o.execution,
+                json!({"text": format!("Fixture prompt {i}: is this interesting?")}),
+                credits(1),
+            )
+            .await?;
+    }
+    let bid_for = |payer: AgentId, beneficiary: AgentId, amount: i64| NewBid {
+        payer,
+        beneficiary,
+        bundle: with_attention,
+        amount: credits(amount),
+        ttl_cycles: 1_000_000,
+        max_pending: config.economy.max_pending_bids,
+    };
+    for (beneficiary, amount) in [(me.id, 20), (me.id, 25), (others[0].id, 30)] {
+        store.place_bid(bid_for(me.id, beneficiary, amount)).await?;
+    }
+    store.place_bid(bid_for(others[1].id, me.id, 22)).await?;
+    for (i, o) in others.iter().enumerate() {
+        let cost = config.economy.message_cost;
+        store
+            .send_message(
+                o.id,
+                me.id,
+                format!("hello from agent {} ({i})", o.id),
+                cost,
+            )
+            .await?;
+        store
+            .send_message(me.id, o.id, format!("hello back ({i})"), cost)
+            .await?;
+    }
+
+    let server = LocalServer::start(store.clone(), config).await?;
+    let info = json!({
+        "base_url": format!("http://{}", server.addr),
+        "agent_token": me.token,
+        "operator_token": operator_token,
+        "agent_id": me.id.0,
+    });
+    // Written whole and then renamed, so a reader never sees half a file.
+    let tmp = out.with_extension("tmp");
+    std::fs::write(&tmp, serde_json::to_vec_pretty(&info)?)
+        .with_context(|| format!("cannot write {}", tmp.display()))?;
+    std::fs::rename(&tmp, &out)?;
+    eprintln!("api_fixture: serving on http://{}", server.addr);
+
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+    // A client that keeps a connection open must not hold the exit up for long.
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(5), server.stop()).await;
+    store.close().await;
+    let _ = std::fs::remove_file(&out);
+    Ok(())
+}
