@@ -4,7 +4,9 @@
 # both backends; without it the PostgreSQL half skips, unless AGORA_REQUIRE_POSTGRES
 # is set, in which case it fails. Docker tests likewise skip only when Docker is
 # absent and AGORA_REQUIRE_DOCKER is unset; with Docker present the agent runtime
-# image is built first (offline from Debian packages: needs mmdebstrap).
+# image is built first (offline from Debian packages: needs mmdebstrap). A full run
+# (no arguments) then fuzzes the System Service against its own OpenAPI document
+# (scripts/fuzz-api.sh: schemathesis from PyPI in a virtualenv, needs python3-venv).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -19,3 +21,7 @@ if docker info >/dev/null 2>&1; then
 fi
 
 cargo nextest run --workspace --no-fail-fast "$@"
+
+if [ $# -eq 0 ]; then
+  scripts/fuzz-api.sh
+fi
