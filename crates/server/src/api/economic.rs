@@ -4,14 +4,15 @@
 use super::auth::Caller;
 use super::error::{ApiError, ApiResult};
 use super::extract::{amount, limit, ApiJson, ApiQuery};
+use super::idempotency;
 use super::schema::{CreditAmount, Errors};
 use super::state::ApiState;
 use super::views::{BalanceView, TransferView};
 use crate::store::TransferRequest;
 use agora_core::AgentId;
 use axum::extract::State;
-use axum::http::{HeaderMap, HeaderValue, StatusCode};
-use axum::response::{IntoResponse, Response};
+use axum::http::HeaderMap;
+use axum::response::Response;
 use axum::Json;
 use serde::Deserialize;
 use utoipa::{IntoParams, ToSchema};
@@ -49,33 +50,12 @@ pub struct TransferBody {
 }
 
 /// Longest accepted memo, in characters.
-const MAX_MEMO: usize = 1000;
-/// Longest accepted idempotency key, in bytes.
-const MAX_KEY: usize = 200;
-
-/// The `Idempotency-Key` header: 1..=200 visible ASCII characters.
-pub fn idempotency_key(headers: &HeaderMap) -> ApiResult<Option<String>> {
-    let Some(v) = headers.get("idempotency-key") else {
-        return Ok(None);
-    };
-    let text = v
-        .to_str()
-        .ok()
-        .filter(|t| !t.is_empty() && t.len() <= MAX_KEY && t.bytes().all(|b| b.is_ascii_graphic()));
-    match text {
-        Some(t) => Ok(Some(t.to_string())),
-        None => Err(ApiError::bad_request(
-            "invalid_idempotency_key",
-            format!("Idempotency-Key must be 1..={MAX_KEY} visible ASCII characters"),
-        )),
-    }
-}
-
+pub const MAX_MEMO: usize = 1000;
 /// Pay another agent. With an `Idempotency-Key`, a retry returns the first
 /// transfer (200, `Idempotent-Replayed: true`) and moves nothing.
 #[utoipa::path(post, path = "/economic/transfer", tag = "economic",
     security(("execution_token" = [])), request_body = TransferBody,
-    params(("Idempotency-Key" = Option<String>, Header, description = "makes retries safe: 1..=200 visible ASCII characters")),
+    params(idempotency::IdempotencyHeader),
     responses(
         (status = 201, body = TransferView, description = "the transfer was made"),
         (status = 200, body = TransferView, description = "a retry: the first transfer, nothing moved",
@@ -87,7 +67,7 @@ async fn transfer(
     headers: HeaderMap,
     ApiJson(req): ApiJson<TransferBody>,
 ) -> ApiResult<Response> {
-    let key = idempotency_key(&headers)?;
+    let key = idempotency::key(&headers)?;
     let amount = amount("amount", &req.amount)?;
     if req.memo.chars().count() > MAX_MEMO {
         return Err(ApiError::bad_request(
@@ -105,15 +85,7 @@ async fn transfer(
             idempotency_key: key,
         })
         .await?;
-    let view = Json(TransferView::from(&record));
-    Ok(if replayed {
-        let mut r = (StatusCode::OK, view).into_response();
-        r.headers_mut()
-            .insert("idempotent-replayed", HeaderValue::from_static("true"));
-        r
-    } else {
-        (StatusCode::CREATED, view).into_response()
-    })
+    Ok(idempotency::answer(TransferView::from(&record), replayed))
 }
 
 /// Paging of the history.

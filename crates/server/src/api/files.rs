@@ -17,7 +17,7 @@
 
 use super::error::ApiError;
 use base64::Engine as _;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use std::collections::HashSet;
 use std::fs;
 use std::io::{Read, Write};
@@ -43,7 +43,7 @@ const FILE_MODE: u32 = 0o644;
 const DIR_MODE: u32 = 0o755;
 
 /// How a file's `content` is written in JSON.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Encoding {
     /// The content is the file's text.
@@ -54,7 +54,7 @@ pub enum Encoding {
 }
 
 /// One file of a workspace.
-#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct FileEntry {
     /// Relative path with `/` separators, e.g. `main.py` or `lib/util.py`: no

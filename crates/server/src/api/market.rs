@@ -5,13 +5,15 @@
 use super::auth::Caller;
 use super::error::ApiResult;
 use super::extract::{amount, limit, ApiJson, ApiPath, ApiQuery};
+use super::idempotency::{self, IdempotencyHeader};
 use super::schema::{CreditAmount, Errors, ResourceSchema};
 use super::state::ApiState;
 use super::views::{BidView, BundleView};
 use crate::store::NewBid;
 use agora_core::{AgentId, BidId, Credits, Resource};
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::HeaderMap;
+use axum::response::Response;
 use axum::Json;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -165,7 +167,7 @@ async fn state(
 }
 
 /// A bid to place.
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PlaceBid {
     pub bundle: BundleView,
@@ -182,26 +184,36 @@ pub struct PlaceBid {
 /// Place a bid for a bundle, for the caller or on behalf of another agent.
 #[utoipa::path(post, path = "/market/bid", tag = "market",
     security(("execution_token" = [])), request_body = PlaceBid,
-    responses((status = 201, body = BidView), Errors))]
+    params(IdempotencyHeader),
+    responses(
+        (status = 201, body = BidView, description = "the bid was placed and its amount held"),
+        (status = 200, body = BidView, description = "a retry: the first bid, nothing more held",
+            headers(("Idempotent-Replayed" = String, description = "`true`"))),
+        Errors))]
 async fn place_bid(
     caller: Caller,
     State(s): State<ApiState>,
+    headers: HeaderMap,
     ApiJson(req): ApiJson<PlaceBid>,
-) -> ApiResult<(StatusCode, Json<BidView>)> {
+) -> ApiResult<Response> {
+    let idem = idempotency::request(&headers, &req)?;
     let bundle = req.bundle.parse(&s.config.bundle_limits())?;
     let amount = amount("amount", &req.amount)?;
-    let bid = s
+    let (bid, replayed) = s
         .store
-        .place_bid(NewBid {
-            payer: caller.agent,
-            beneficiary: req.beneficiary.map(AgentId).unwrap_or(caller.agent),
-            bundle,
-            amount,
-            ttl_cycles: s.config.economy.bid_ttl_cycles,
-            max_pending: s.config.economy.max_pending_bids,
-        })
+        .place_bid_once(
+            NewBid {
+                payer: caller.agent,
+                beneficiary: req.beneficiary.map(AgentId).unwrap_or(caller.agent),
+                bundle,
+                amount,
+                ttl_cycles: s.config.economy.bid_ttl_cycles,
+                max_pending: s.config.economy.max_pending_bids,
+            },
+            idem,
+        )
         .await?;
-    Ok((StatusCode::CREATED, Json((&bid).into())))
+    Ok(idempotency::answer(BidView::from(&bid), replayed))
 }
 
 /// Paging of an agent's bids.

@@ -9,11 +9,13 @@
 
 mod admin;
 mod auth;
+mod create;
 mod economic;
 mod error;
 mod extract;
 pub(crate) mod files;
 mod human;
+mod idempotency;
 mod market;
 mod metrics;
 pub mod operator;

@@ -10,9 +10,11 @@
 //! half-way cannot leave a child without its workspace.
 
 use super::auth::Caller;
+use super::create;
 use super::error::{ApiError, ApiResult};
 use super::extract::{amount, limit, ApiJson, ApiQuery};
 use super::files::{self, FileEntry, Staged};
+use super::idempotency::{self, IdempotencyHeader};
 use super::schema::{CreditAmount, Errors};
 use super::state::ApiState;
 use super::views::{AgentView, BidView, BundleView, MessageView};
@@ -20,7 +22,8 @@ use crate::store::{NewBid, SpawnRequest};
 use agora_core::lifecycle::AgentStatus;
 use agora_core::{AgentId, Credits};
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::HeaderMap;
+use axum::response::Response;
 use axum::Json;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
@@ -38,7 +41,7 @@ pub fn routes() -> OpenApiRouter<ApiState> {
 }
 
 /// A child's first bid, placed from the credits it is given.
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct FirstBid {
     pub bundle: BundleView,
@@ -49,7 +52,7 @@ pub struct FirstBid {
 }
 
 /// A child to create.
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SpawnBody {
     /// Moved from the caller to the child (positive). The caller also pays the
@@ -83,31 +86,25 @@ pub struct SpawnView {
     pub bid: Option<BidView>,
 }
 
-/// Runs blocking file work off the async workers.
-async fn blocking<T: Send + 'static>(
-    f: impl FnOnce() -> ApiResult<T> + Send + 'static,
-) -> ApiResult<T> {
-    tokio::task::spawn_blocking(f).await.map_err(|e| {
-        ApiError::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "internal",
-            format!("file task failed: {e}"),
-        )
-    })?
-}
-
 /// Create a child agent: the caller pays the spawn fee (burned) and the initial
 /// credits (to the child); the child's lineage is the caller followed by the
 /// caller's lineage. Its workspace is made from `files` or a copy of the caller's;
 /// an optional first bid is placed from the child's credits.
 #[utoipa::path(post, path = "/social/spawn", tag = "social",
     security(("execution_token" = [])), request_body = SpawnBody,
-    responses((status = 201, body = SpawnView), Errors))]
+    params(IdempotencyHeader),
+    responses(
+        (status = 201, body = SpawnView, description = "the child was created"),
+        (status = 200, body = SpawnView, description = "a retry: the first child, nothing paid",
+            headers(("Idempotent-Replayed" = String, description = "`true`"))),
+        Errors))]
 async fn spawn(
     caller: Caller,
     State(s): State<ApiState>,
+    headers: HeaderMap,
     ApiJson(req): ApiJson<SpawnBody>,
-) -> ApiResult<(StatusCode, Json<SpawnView>)> {
+) -> ApiResult<Response> {
+    let idem = idempotency::request(&headers, &req)?;
     let initial_credits = amount("initial_credits", &req.initial_credits)?;
     let first_bid = match &req.bid {
         None => None,
@@ -125,12 +122,12 @@ async fn spawn(
     let staged: Staged = match (req.files, req.clone_workspace) {
         (Some(entries), false) => {
             let root = root.clone();
-            blocking(move || files::stage(&files::validate(&entries)?, &root)).await?
+            create::blocking(move || files::stage(&files::validate(&entries)?, &root)).await?
         }
         (None, true) => {
             let src = PathBuf::from(s.store.agent(caller.agent).await?.workspace);
             let root = root.clone();
-            blocking(move || files::clone_workspace(&src, &root)).await?
+            create::blocking(move || files::clone_workspace(&src, &root)).await?
         }
         (Some(_), true) => {
             return Err(ApiError::bad_request(
@@ -145,50 +142,24 @@ async fn spawn(
             ))
         }
     };
-    let store = s.store.clone();
     let request = SpawnRequest {
         parent: caller.agent,
         initial_credits,
         spawn_cost: s.config.economy.spawn_cost,
         workspaces_root: root,
     };
-    // From the transaction on, the work runs in a task of its own: a client that
-    // hangs up (or the request timeout) must not leave a committed child without
-    // its workspace.
-    let task = tokio::spawn(async move {
-        let (child, bid) = match store.spawn_with_bid(request, first_bid).await {
-            Ok(made) => made,
-            Err(e) => {
-                // Removing the staging folder is file work too.
-                let _ = tokio::task::spawn_blocking(move || drop(staged)).await;
-                return Err(ApiError::from(e));
-            }
-        };
-        // The store's row names the child's workspace folder.
-        let dest = PathBuf::from(store.agent(child).await?.workspace);
-        blocking(move || staged.install(&dest))
-            .await
-            .inspect_err(|e| {
-                tracing::error!(component = "api", agent = child.0, parent = caller.agent.0,
-                    error = %e.message, "spawned agent has no workspace");
-            })?;
-        Ok((child, bid))
-    });
-    let (child, bid) = task.await.map_err(|e| {
-        ApiError::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "internal",
-            format!("spawn task failed: {e}"),
-        )
-    })??;
-    tracing::info!(component = "api", agent = child.0, parent = caller.agent.0,
-        credits = %initial_credits, "agent spawned");
-    Ok((
-        StatusCode::CREATED,
-        Json(SpawnView {
-            agent: child.0,
+    let store = s.store.clone();
+    let commit = async move { store.spawn_with_bid(request, first_bid, idem).await };
+    let (child, bid, replayed) =
+        create::commit_then_install(s.store.clone(), staged, commit).await?;
+    tracing::info!(component = "api", agent = child.id.0, parent = caller.agent.0,
+        credits = %initial_credits, replayed, "agent spawned");
+    Ok(idempotency::answer(
+        SpawnView {
+            agent: child.id.0,
             bid: bid.as_ref().map(BidView::from),
-        }),
+        },
+        replayed,
     ))
 }
 
@@ -196,7 +167,7 @@ async fn spawn(
 pub const MAX_MESSAGE_BYTES: usize = 16 * 1024;
 
 /// A message to another agent.
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct MessageBody {
     /// The recipient.
@@ -218,12 +189,19 @@ pub struct SentView {
 /// Send a message to another agent's inbox; the fee `message_cost` is burned.
 #[utoipa::path(post, path = "/social/message", tag = "social",
     security(("execution_token" = [])), request_body = MessageBody,
-    responses((status = 201, body = SentView), Errors))]
+    params(IdempotencyHeader),
+    responses(
+        (status = 201, body = SentView, description = "the message was sent"),
+        (status = 200, body = SentView, description = "a retry: the first message, nothing sent or paid",
+            headers(("Idempotent-Replayed" = String, description = "`true`"))),
+        Errors))]
 async fn message(
     caller: Caller,
     State(s): State<ApiState>,
+    headers: HeaderMap,
     ApiJson(req): ApiJson<MessageBody>,
-) -> ApiResult<(StatusCode, Json<SentView>)> {
+) -> ApiResult<Response> {
+    let idem = idempotency::request(&headers, &req)?;
     if req.content.is_empty() {
         return Err(ApiError::bad_request(
             "invalid_content",
@@ -238,11 +216,11 @@ async fn message(
         .with_details(json!({"bytes": req.content.len(), "max_bytes": MAX_MESSAGE_BYTES})));
     }
     let fee = s.config.economy.message_cost;
-    let id = s
+    let (id, replayed) = s
         .store
-        .send_message(caller.agent, AgentId(req.to), req.content, fee)
+        .send_message_once(caller.agent, AgentId(req.to), req.content, fee, idem)
         .await?;
-    Ok((StatusCode::CREATED, Json(SentView { id, fee })))
+    Ok(idempotency::answer(SentView { id, fee }, replayed))
 }
 
 /// Paging of the inbox.

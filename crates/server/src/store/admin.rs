@@ -4,14 +4,17 @@
 //! bid in one transaction.
 
 use super::agents::{self, agent_from, AgentRecord, NewAgent, AGENT_COLUMNS};
-use super::bids::{place_bid_in, BidRecord, NewBid};
+use super::bids::{bid_in, place_bid_in, BidRecord, NewBid};
 use super::error::{Rejection, StoreResult};
 use super::events::{self, event_from, EventRecord, EventType, NewEvent, EVENT_COLUMNS};
+use super::idempotency::{self, Idempotency, OPERATOR_SCOPE};
 use super::ledger::{move_credits, require_alive, Balance, Refs, TransferRecord};
 use super::rows::MINT_ACCOUNT_ID;
 use super::Store;
 use agora_core::lifecycle::AgentStatus;
-use agora_core::{Account, AgentId, Bundle, Credits, ExecutionId, LedgerError, TransferKind};
+use agora_core::{
+    Account, AgentId, BidId, Bundle, Credits, ExecutionId, LedgerError, TransferKind,
+};
 use serde_json::json;
 use sqlx::Row;
 use std::path::PathBuf;
@@ -234,13 +237,29 @@ impl Store {
     /// Creates a parentless agent, mints its initial credits as a grant and places
     /// its optional first bid, all in one transaction: a refused bid (below the
     /// reserve, more than the credits) leaves no agent and no money behind.
+    ///
+    /// With an idempotency key (scoped to the operator), a retry returns the first
+    /// agent and bid (and `true`) and mints nothing.
     pub async fn create_root_agent(
         &self,
         req: RootAgent,
-    ) -> StoreResult<(AgentId, Option<BidRecord>)> {
+        idem: Option<Idempotency>,
+    ) -> StoreResult<(AgentId, Option<BidRecord>, bool)> {
         self.write_tx(move |c| {
             let req = req.clone();
+            let idem = idem.clone();
             Box::pin(async move {
+                if let Some(idem) = &idem {
+                    if let Some(done) = idempotency::recall(c, OPERATOR_SCOPE, "create_agent", idem).await? {
+                        let agent = idempotency::id_in(&done, "agent")?
+                            .ok_or_else(|| super::StoreError::Corrupt("idempotent create without agent".into()))?;
+                        let bid = match idempotency::id_in(&done, "bid")? {
+                            Some(b) => Some(bid_in(c, BidId(b)).await?),
+                            None => None,
+                        };
+                        return Ok((AgentId(agent), bid, true));
+                    }
+                }
                 let id = agents::create(
                     c,
                     &NewAgent {
@@ -299,7 +318,11 @@ impl Store {
                     ),
                     None => None,
                 };
-                Ok((id, bid))
+                if let Some(idem) = &idem {
+                    let outcome = json!({"agent": id.0, "bid": bid.as_ref().map(|b| b.id.0)});
+                    idempotency::remember(c, OPERATOR_SCOPE, "create_agent", idem, &outcome).await?;
+                }
+                Ok((id, bid, false))
             })
         })
         .await

@@ -3,6 +3,7 @@
 
 use super::error::{Rejection, StoreError, StoreResult};
 use super::events::{self, EventType, NewEvent};
+use super::idempotency::{self, Idempotency};
 use super::ledger::{place_hold, raise_hold, require_alive, void_hold};
 use super::market::{read_cycle, read_prices};
 use super::rows::{bundle_from, db_qty};
@@ -172,16 +173,57 @@ pub async fn place_bid_in(c: &mut AnyConnection, bid: &NewBid) -> StoreResult<Bi
     Ok(record)
 }
 
+/// Reads a bid inside the caller's transaction.
+pub(crate) async fn bid_in(c: &mut AnyConnection, id: BidId) -> StoreResult<BidRecord> {
+    let sql = format!("SELECT {BID_COLUMNS} FROM bids WHERE id = $1");
+    let row = sqlx::query(&sql).bind(id.0).fetch_optional(&mut *c).await?;
+    bid_from(&row.ok_or(Rejection::UnknownBid(id))?)
+}
+
 impl Store {
     /// Places a bid: checks both agents are alive, the payer's pending-bid limit and
     /// the reserve price, then holds the amount from the payer's available credits.
     /// A refusal for economic reasons is recorded as a `bid_rejected` event.
     pub async fn place_bid(&self, bid: NewBid) -> StoreResult<BidRecord> {
+        Ok(self.place_bid_once(bid, None).await?.0)
+    }
+
+    /// [`Store::place_bid`] with an idempotency key: a retry returns the first bid
+    /// (and `true`) and holds nothing more.
+    pub async fn place_bid_once(
+        &self,
+        bid: NewBid,
+        idem: Option<Idempotency>,
+    ) -> StoreResult<(BidRecord, bool)> {
         let attempt = bid.clone();
         let result = self
             .write_tx(move |c| {
                 let bid = attempt.clone();
-                Box::pin(async move { place_bid_in(c, &bid).await })
+                let idem = idem.clone();
+                Box::pin(async move {
+                    if let Some(idem) = &idem {
+                        if let Some(done) =
+                            idempotency::recall(c, bid.payer.0, "place_bid", idem).await?
+                        {
+                            let id = idempotency::id_in(&done, "bid")?.ok_or_else(|| {
+                                StoreError::Corrupt("idempotent bid without id".into())
+                            })?;
+                            return Ok((bid_in(c, BidId(id)).await?, true));
+                        }
+                    }
+                    let placed = place_bid_in(c, &bid).await?;
+                    if let Some(idem) = &idem {
+                        idempotency::remember(
+                            c,
+                            bid.payer.0,
+                            "place_bid",
+                            idem,
+                            &json!({"bid": placed.id.0}),
+                        )
+                        .await?;
+                    }
+                    Ok((placed, false))
+                })
             })
             .await;
         if let Err(StoreError::Rejected(r)) = &result {

@@ -4,13 +4,14 @@
 //! caller's business.
 
 use super::agents::{self, agent_from, AgentRecord, NewAgent, AGENT_COLUMNS};
-use super::bids::{place_bid_in, BidRecord, NewBid};
-use super::error::{Rejection, StoreResult};
+use super::bids::{bid_in, place_bid_in, BidRecord, NewBid};
+use super::error::{Rejection, StoreError, StoreResult};
 use super::events::{self, EventType, NewEvent};
+use super::idempotency::{self, Idempotency};
 use super::ledger::{move_credits, require_alive, Refs};
 use super::{now_micros, Store};
 use agora_core::lifecycle::AgentStatus;
-use agora_core::{Account, AgentId, Credits, LedgerError, TransferKind};
+use agora_core::{Account, AgentId, BidId, Credits, LedgerError, TransferKind};
 use serde_json::json;
 use sqlx::Row;
 use std::path::PathBuf;
@@ -41,7 +42,7 @@ impl Store {
     /// Creates a child: the parent pays the fee (burned) and the endowment (to the
     /// child) in one transaction, checked against its available credits up front.
     pub async fn spawn(&self, req: SpawnRequest) -> StoreResult<AgentId> {
-        Ok(self.spawn_with_bid(req, None).await?.0)
+        Ok(self.spawn_with_bid(req, None, None).await?.0)
     }
 
     /// [`Store::spawn`], and then, in the same transaction, the child's first bid
@@ -49,15 +50,31 @@ impl Store {
     /// are the new child, whatever `first_bid` names (the child has no id before
     /// this call). A refused bid (below reserve, more than the endowment, …)
     /// refuses the whole spawn: no child, nothing paid.
+    ///
+    /// With an idempotency key, a retry returns the first child and bid (and
+    /// `true`) and pays nothing.
     pub async fn spawn_with_bid(
         &self,
         req: SpawnRequest,
         first_bid: Option<NewBid>,
-    ) -> StoreResult<(AgentId, Option<BidRecord>)> {
+        idem: Option<Idempotency>,
+    ) -> StoreResult<(AgentId, Option<BidRecord>, bool)> {
         self.write_tx(move |c| {
             let req = req.clone();
             let first_bid = first_bid.clone();
+            let idem = idem.clone();
             Box::pin(async move {
+                if let Some(idem) = &idem {
+                    if let Some(done) = idempotency::recall(c, req.parent.0, "spawn", idem).await? {
+                        let child = idempotency::id_in(&done, "agent")?
+                            .ok_or_else(|| StoreError::Corrupt("idempotent spawn without agent".into()))?;
+                        let bid = match idempotency::id_in(&done, "bid")? {
+                            Some(id) => Some(bid_in(c, BidId(id)).await?),
+                            None => None,
+                        };
+                        return Ok((AgentId(child), bid, true));
+                    }
+                }
                 require_alive(c, req.parent).await?;
                 let total = req.spawn_cost.checked_add(req.initial_credits).ok_or(LedgerError::Overflow)?;
                 let available: Option<i64> =
@@ -110,7 +127,11 @@ impl Store {
                         .await?,
                     ),
                 };
-                Ok((child, bid))
+                if let Some(idem) = &idem {
+                    let outcome = json!({"agent": child.0, "bid": bid.as_ref().map(|b| b.id.0)});
+                    idempotency::remember(c, req.parent.0, "spawn", idem, &outcome).await?;
+                }
+                Ok((child, bid, false))
             })
         })
         .await
@@ -124,9 +145,33 @@ impl Store {
         content: String,
         cost: Credits,
     ) -> StoreResult<i64> {
+        Ok(self
+            .send_message_once(from, to, content, cost, None)
+            .await?
+            .0)
+    }
+
+    /// [`Store::send_message`] with an idempotency key: a retry returns the first
+    /// message's id (and `true`), sends and charges nothing.
+    pub async fn send_message_once(
+        &self,
+        from: AgentId,
+        to: AgentId,
+        content: String,
+        cost: Credits,
+        idem: Option<Idempotency>,
+    ) -> StoreResult<(i64, bool)> {
         self.write_tx(move |c| {
             let content = content.clone();
+            let idem = idem.clone();
             Box::pin(async move {
+                if let Some(idem) = &idem {
+                    if let Some(done) = idempotency::recall(c, from.0, "message", idem).await? {
+                        let id = idempotency::id_in(&done, "message")?
+                            .ok_or_else(|| StoreError::Corrupt("idempotent message without id".into()))?;
+                        return Ok((id, true));
+                    }
+                }
                 if from == to {
                     return Err(Rejection::MessageToSelf.into());
                 }
@@ -157,7 +202,10 @@ impl Store {
                     NewEvent::new(EventType::MessageSent, "economy", Some(from), json!({"message_id": id, "to": to.0, "fee": cost})),
                 )
                 .await?;
-                Ok(id)
+                if let Some(idem) = &idem {
+                    idempotency::remember(c, from.0, "message", idem, &json!({"message": id})).await?;
+                }
+                Ok((id, false))
             })
         })
         .await

@@ -10,9 +10,11 @@
 //! leave an agent without its workspace.
 
 use crate::api::auth::Operator;
+use crate::api::create;
 use crate::api::error::{ApiError, ApiResult};
 use crate::api::extract::{amount, limit, ApiJson, ApiPath, ApiQuery};
 use crate::api::files::{self, FileEntry};
+use crate::api::idempotency::{self, IdempotencyHeader};
 use crate::api::schema::{AgentStatusSchema, CreditAmount, Errors};
 use crate::api::social::FirstBid;
 use crate::api::state::ApiState;
@@ -21,7 +23,8 @@ use crate::store::RootAgent;
 use agora_core::lifecycle::AgentStatus;
 use agora_core::AgentId;
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::HeaderMap;
+use axum::response::Response;
 use axum::Json;
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
@@ -142,7 +145,7 @@ pub(super) async fn detail(
 }
 
 /// A parentless agent to create.
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateAgentBody {
     /// The agent's workspace. Relative paths only (no `.`, `..`, empty components,
@@ -170,29 +173,23 @@ pub struct CreatedAgent {
     pub bid: Option<BidView>,
 }
 
-/// Runs blocking file work off the async workers.
-async fn blocking<T: Send + 'static>(
-    f: impl FnOnce() -> ApiResult<T> + Send + 'static,
-) -> ApiResult<T> {
-    tokio::task::spawn_blocking(f).await.map_err(|e| {
-        ApiError::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "internal",
-            format!("file task failed: {e}"),
-        )
-    })?
-}
-
 /// Create a parentless agent from uploaded files, with credits minted for it and
 /// an optional first bid: all or nothing.
 #[utoipa::path(post, path = "/admin/agents", tag = "admin",
     security(("operator_token" = [])), request_body = CreateAgentBody,
-    responses((status = 201, body = CreatedAgent), Errors))]
+    params(IdempotencyHeader),
+    responses(
+        (status = 201, body = CreatedAgent, description = "the agent was created"),
+        (status = 200, body = CreatedAgent, description = "a retry: the first agent, nothing minted",
+            headers(("Idempotent-Replayed" = String, description = "`true`"))),
+        Errors))]
 pub(super) async fn create(
     _: Operator,
     State(s): State<ApiState>,
+    headers: HeaderMap,
     ApiJson(req): ApiJson<CreateAgentBody>,
-) -> ApiResult<(StatusCode, Json<CreatedAgent>)> {
+) -> ApiResult<Response> {
+    let idem = idempotency::request(&headers, &req)?;
     let initial_credits = amount("initial_credits", &req.initial_credits)?;
     let first_bid = match &req.bid {
         None => None,
@@ -204,9 +201,8 @@ pub(super) async fn create(
     let root: PathBuf = s.workspaces.as_ref().clone();
     let staged = {
         let (entries, root) = (req.files, root.clone());
-        blocking(move || files::stage(&files::validate(&entries)?, &root)).await?
+        create::blocking(move || files::stage(&files::validate(&entries)?, &root)).await?
     };
-    let store = s.store.clone();
     let request = RootAgent {
         workspaces_root: root,
         initial_credits,
@@ -214,44 +210,18 @@ pub(super) async fn create(
         bid_ttl_cycles: s.config.economy.bid_ttl_cycles,
         max_pending_bids: s.config.economy.max_pending_bids,
     };
-    // From the transaction on, the work runs in a task of its own: a client that
-    // hangs up (or the request timeout) must not leave a committed agent without
-    // its workspace.
-    let task = tokio::spawn(async move {
-        let (id, bid) = match store.create_root_agent(request).await {
-            Ok(made) => made,
-            Err(e) => {
-                // Removing the staging folder is file work too.
-                let _ = tokio::task::spawn_blocking(move || drop(staged)).await;
-                return Err(ApiError::from(e));
-            }
-        };
-        let agent = store.agent(id).await?;
-        let dest = PathBuf::from(&agent.workspace);
-        blocking(move || staged.install(&dest))
-            .await
-            .inspect_err(|e| {
-                tracing::error!(component = "api", agent = id.0, error = %e.message,
-                    "created agent has no workspace");
-            })?;
-        Ok::<_, ApiError>((agent, bid))
-    });
-    let (agent, bid) = task.await.map_err(|e| {
-        ApiError::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "internal",
-            format!("create task failed: {e}"),
-        )
-    })??;
-    let id = agent.id;
-    tracing::info!(component = "api", agent = id.0, credits = %initial_credits,
+    let store = s.store.clone();
+    let commit = async move { store.create_root_agent(request, idem).await };
+    let (agent, bid, replayed) =
+        create::commit_then_install(s.store.clone(), staged, commit).await?;
+    tracing::info!(component = "api", agent = agent.id.0, credits = %initial_credits, replayed,
         "operator created an agent");
-    Ok((
-        StatusCode::CREATED,
-        Json(CreatedAgent {
+    Ok(idempotency::answer(
+        CreatedAgent {
             agent: (&agent).into(),
             workspace: agent.workspace.clone(),
             bid: bid.as_ref().map(BidView::from),
-        }),
+        },
+        replayed,
     ))
 }

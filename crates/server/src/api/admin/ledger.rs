@@ -3,17 +3,18 @@
 //! only way credits enter the world).
 
 use crate::api::auth::Operator;
-use crate::api::economic::idempotency_key;
+use crate::api::economic::MAX_MEMO;
 use crate::api::error::{ApiError, ApiResult};
 use crate::api::extract::{amount, limit, ApiJson, ApiQuery};
+use crate::api::idempotency;
 use crate::api::schema::{CreditAmount, Errors};
 use crate::api::state::ApiState;
 use crate::api::views::TransferView;
 use crate::store::GrantRequest;
 use agora_core::AgentId;
 use axum::extract::State;
-use axum::http::{HeaderMap, HeaderValue, StatusCode};
-use axum::response::{IntoResponse, Response};
+use axum::http::HeaderMap;
+use axum::response::Response;
 use axum::Json;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -105,15 +106,12 @@ pub struct GrantBody {
     pub memo: Option<String>,
 }
 
-/// Longest accepted memo, in characters.
-const MAX_MEMO: usize = 1000;
-
 /// Mint credits for an alive agent (a `grant` transfer from `mint`). With an
 /// `Idempotency-Key`, a retry returns the first grant (200,
 /// `Idempotent-Replayed: true`) and mints nothing.
 #[utoipa::path(post, path = "/admin/grant", tag = "admin",
     security(("operator_token" = [])), request_body = GrantBody,
-    params(("Idempotency-Key" = Option<String>, Header, description = "makes retries safe: 1..=200 visible ASCII characters")),
+    params(idempotency::IdempotencyHeader),
     responses(
         (status = 201, body = TransferView, description = "the credits were minted"),
         (status = 200, body = TransferView, description = "a retry: the first grant, nothing minted",
@@ -125,7 +123,7 @@ pub(super) async fn grant(
     headers: HeaderMap,
     ApiJson(req): ApiJson<GrantBody>,
 ) -> ApiResult<Response> {
-    let key = idempotency_key(&headers)?;
+    let key = idempotency::key(&headers)?;
     let amount = amount("amount", &req.amount)?;
     let memo = req.memo.unwrap_or_else(|| "operator grant".to_string());
     if memo.chars().count() > MAX_MEMO {
@@ -144,13 +142,5 @@ pub(super) async fn grant(
         })
         .await?;
     tracing::info!(component = "api", agent = req.agent, amount = %amount, replayed, "operator grant");
-    let view = Json(TransferView::from(&record));
-    Ok(if replayed {
-        let mut r = (StatusCode::OK, view).into_response();
-        r.headers_mut()
-            .insert("idempotent-replayed", HeaderValue::from_static("true"));
-        r
-    } else {
-        (StatusCode::CREATED, view).into_response()
-    })
+    Ok(idempotency::answer(TransferView::from(&record), replayed))
 }

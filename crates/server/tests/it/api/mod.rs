@@ -4,6 +4,7 @@ mod admin;
 mod economic;
 pub mod harness;
 mod human;
+mod idempotency;
 mod identity;
 mod market;
 mod service;
