@@ -140,10 +140,11 @@ async fn up(cli: &Cli, args: &UpArgs) -> anyhow::Result<ExitCode> {
         created = w.genesis.created,
         "world open"
     );
-    let (router, _) = api::router(ApiState::new(w.store.clone(), w.config.clone()));
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let state = ApiState::new(w.store.clone(), w.config.clone());
+    let (router, _) = api::router(state.clone());
+    let stopping = state.clone();
     let mut server = tokio::spawn(api::serve_tcp(listener, router, async move {
-        let _ = stopped.await;
+        stopping.stopped().await;
     }));
     tracing::info!(component = "api", %address, "System Service listening");
 
@@ -205,15 +206,14 @@ async fn up(cli: &Cli, args: &UpArgs) -> anyhow::Result<ExitCode> {
         }
     };
     tracing::info!("shutting down");
-    // No new connections; requests in flight are answered.
-    let _ = stop.send(());
+    // No new connections; live event streams end; requests in flight are answered.
+    state.stop();
     if tokio::time::timeout(REQUEST_GRACE, &mut server)
         .await
         .is_err()
     {
-        // Still open: live event streams (which never end by themselves) and slow
-        // requests. Closing the store lets database work in flight finish, answers
-        // anything after it with 503 "shutting down", and ends the streams.
+        // Still open: slow requests. Closing the store lets database work in flight
+        // finish and answers anything after it with 503 "shutting down".
         tracing::info!(
             component = "api",
             "closing the store under open connections"

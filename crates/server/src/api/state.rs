@@ -7,6 +7,7 @@ use crate::config::Config;
 use crate::store::Store;
 use std::path::PathBuf;
 use std::sync::Arc;
+use tokio::sync::watch;
 
 /// Shared state of the API; cheap to clone.
 #[derive(Clone, Debug)]
@@ -17,6 +18,8 @@ pub struct ApiState {
     pub metrics: Arc<Metrics>,
     /// Where agents' workspaces live.
     pub workspaces: Arc<PathBuf>,
+    /// Set once when the service stops: endless answers (event streams) end.
+    stopping: Arc<watch::Sender<bool>>,
 }
 
 impl ApiState {
@@ -29,6 +32,19 @@ impl ApiState {
             operator,
             metrics: Arc::new(Metrics::new()),
             workspaces,
+            stopping: Arc::new(watch::channel(false).0),
         }
+    }
+
+    /// Tells every endless answer (live event streams) to end; listeners stop on
+    /// their own shutdown signal. Idempotent.
+    pub fn stop(&self) {
+        self.stopping.send_replace(true);
+    }
+
+    /// Resolves once [`ApiState::stop`] was called.
+    pub async fn stopped(&self) {
+        let mut rx = self.stopping.subscribe();
+        let _ = rx.wait_for(|s| *s).await;
     }
 }

@@ -8,7 +8,7 @@ use crate::api::extract::{limit, ApiQuery};
 use crate::api::schema::Errors;
 use crate::api::state::ApiState;
 use crate::api::views::EventView;
-use crate::store::{EventFilter, EventRecord, Store};
+use crate::store::{EventFilter, EventRecord};
 use agora_core::AgentId;
 use axum::extract::State;
 use axum::http::HeaderMap;
@@ -139,7 +139,7 @@ pub(super) async fn stream(
     };
     let f = filter(after, q.kind, q.agent)?;
     let tail = Tail {
-        store: s.store.clone(),
+        state: s.clone(),
         filter: f,
         pending: VecDeque::new(),
         polled: false,
@@ -154,7 +154,7 @@ pub(super) async fn stream(
 /// The state of one live stream: what is read but not yet sent, and where to read
 /// from next.
 struct Tail {
-    store: Store,
+    state: ApiState,
     filter: EventFilter,
     pending: VecDeque<EventRecord>,
     /// False until the first read, which happens without waiting.
@@ -163,17 +163,21 @@ struct Tail {
 
 impl Tail {
     /// The next event, waiting for one as long as it takes; `None` ends the stream
-    /// (the store failed or is closing; the client may reconnect and resume).
+    /// (the service is stopping or the store failed; the client may reconnect and
+    /// resume).
     async fn next(&mut self) -> Option<EventRecord> {
         loop {
             if let Some(e) = self.pending.pop_front() {
                 return Some(e);
             }
             if self.polled {
-                tokio::time::sleep(POLL_INTERVAL).await;
+                tokio::select! {
+                    _ = tokio::time::sleep(POLL_INTERVAL) => {}
+                    _ = self.state.stopped() => return None,
+                }
             }
             self.polled = true;
-            match self.store.events_matching(&self.filter, BATCH).await {
+            match self.state.store.events_matching(&self.filter, BATCH).await {
                 Ok(rows) => {
                     if let Some(last) = rows.last() {
                         self.filter.after = last.id;
