@@ -42,6 +42,7 @@ pub async fn open(config: Config) -> Result<World, OpenError> {
             source,
         })?;
     }
+    sweep_staging(&root);
     let store = Store::open(&config.effective_database_url()).await?;
     store.setup_markets(config.market_setups()).await?;
     let genesis = store
@@ -62,4 +63,22 @@ pub async fn open(config: Config) -> Result<World, OpenError> {
         store,
         genesis,
     })
+}
+
+/// Removes staging folders a crash left between staging an upload and installing
+/// it as a workspace (see `api::create`): nothing refers to them.
+fn sweep_staging(root: &std::path::Path) {
+    let Ok(entries) = std::fs::read_dir(root) else {
+        return;
+    };
+    for e in entries.flatten() {
+        if e.file_name()
+            .to_string_lossy()
+            .starts_with(crate::api::files::STAGING_PREFIX)
+        {
+            if let Err(err) = std::fs::remove_dir_all(e.path()) {
+                tracing::warn!(path = %e.path().display(), error = %err, "cannot remove a stale staging folder");
+            }
+        }
+    }
 }

@@ -27,6 +27,9 @@ use utoipa::ToSchema;
 
 /// The file a workspace must contain: the agent's entry point.
 pub const ENTRY_POINT: &str = "main.py";
+/// Name prefix of staging folders in the workspaces root; `world::open` removes
+/// any a crash left behind.
+pub const STAGING_PREFIX: &str = ".staging-";
 /// Files in one workspace.
 pub const MAX_FILES: usize = 1000;
 /// Decoded bytes of all files of one workspace.
@@ -246,7 +249,7 @@ impl Staged {
     /// An empty staging folder under `workspaces_root` (created if missing).
     fn new(workspaces_root: &Path) -> Result<Staged, ApiError> {
         fs::create_dir_all(workspaces_root).map_err(|e| io_fault("create", workspaces_root, e))?;
-        let dir = workspaces_root.join(format!(".staging-{}", random_suffix()));
+        let dir = workspaces_root.join(format!("{STAGING_PREFIX}{}", random_suffix()));
         make_dir(&dir).map_err(|e| io_fault("create", &dir, e))?;
         Ok(Staged { dir: Some(dir) })
     }

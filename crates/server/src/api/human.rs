@@ -136,14 +136,28 @@ pub struct QueueView {
     pub pending: Vec<PromptView>,
 }
 
+/// How much of the queue to show.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct QueueQuery {
+    /// At most this many prompts, the active one included (1..=1000, default 100).
+    #[param(minimum = 1, maximum = 1000)]
+    limit: Option<i64>,
+}
+
 /// The active prompt and the pending queue behind it.
 #[utoipa::path(get, path = "/human/queue", tag = "human",
-    security(("operator_token" = [])),
+    security(("operator_token" = [])), params(QueueQuery),
     responses((status = 200, body = QueueView), Errors))]
-async fn queue(_: Operator, State(s): State<ApiState>) -> ApiResult<Json<QueueView>> {
+async fn queue(
+    _: Operator,
+    State(s): State<ApiState>,
+    ApiQuery(q): ApiQuery<QueueQuery>,
+) -> ApiResult<Json<QueueView>> {
+    let n = limit(q.limit, 100, 1000)?;
     let mut active = None;
     let mut pending = Vec::new();
-    for p in s.store.attention_queue().await? {
+    for p in s.store.attention_queue(n).await? {
         if p.status == agora_core::PromptStatus::Active {
             active = Some(PromptView::from(&p));
         } else {

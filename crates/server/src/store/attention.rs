@@ -295,13 +295,17 @@ impl Store {
         prompt_by_id(&mut c, id).await
     }
 
-    /// The active prompt and the pending queue behind it, best first.
-    pub async fn attention_queue(&self) -> StoreResult<Vec<PromptRecord>> {
+    /// The active prompt and the pending queue behind it, best first; at most
+    /// `limit` prompts.
+    pub async fn attention_queue(&self, limit: i64) -> StoreResult<Vec<PromptRecord>> {
         let sql = format!(
             "SELECT {PROMPT_COLUMNS} FROM prompts WHERE status IN ('active', 'pending') \
-             ORDER BY CASE status WHEN 'active' THEN 0 ELSE 1 END, bid_amount DESC, submitted_at, id"
+             ORDER BY CASE status WHEN 'active' THEN 0 ELSE 1 END, bid_amount DESC, submitted_at, id LIMIT $1"
         );
-        let rows = sqlx::query(&sql).fetch_all(self.reader()).await?;
+        let rows = sqlx::query(&sql)
+            .bind(limit)
+            .fetch_all(self.reader())
+            .await?;
         rows.iter().map(prompt_from).collect()
     }
 

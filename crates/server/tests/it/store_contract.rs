@@ -627,7 +627,7 @@ async fn concurrent_prompts_leave_exactly_one_active(t: TestStore) {
     )
     .await;
     assert_eq!(submitted.len(), 8);
-    let queue = t.store.attention_queue().await.unwrap();
+    let queue = t.store.attention_queue(100).await.unwrap();
     assert_eq!(queue.len(), 8);
     let active: Vec<_> = queue
         .iter()

@@ -38,3 +38,19 @@ async fn a_restart_resumes_the_world_and_never_recreates_genesis() {
     )
     .is_dir());
 }
+
+#[tokio::test]
+async fn opening_the_world_removes_staging_folders_a_crash_left() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = Config::load(dir.path(), None, &Overrides::default()).unwrap();
+    let root = world::workspaces_root(&config);
+    let stale = root.join(".staging-abc123");
+    std::fs::create_dir_all(stale.join("sub")).unwrap();
+    std::fs::write(stale.join("sub/main.py"), "print(1)").unwrap();
+    let keep = root.join("agent-99");
+    std::fs::create_dir_all(&keep).unwrap();
+    let w = world::open(config).await.unwrap();
+    assert!(!stale.exists(), "the staging folder is gone");
+    assert!(keep.exists(), "workspaces are untouched");
+    w.store.close().await;
+}
