@@ -2,6 +2,7 @@
 //! (a decimal string, or a JSON number on input), the string enums of agora-core,
 //! and the error answers every endpoint documents.
 
+use agora_core::{AgentStatus, BidStatus, DeathReason, ExecutionStatus, PromptStatus, Resource};
 use std::collections::BTreeMap;
 use utoipa::openapi::schema::{ObjectBuilder, OneOfBuilder, Schema, Type};
 use utoipa::openapi::{ContentBuilder, Ref, RefOr, ResponseBuilder};
@@ -31,7 +32,7 @@ impl PartialSchema for CreditAmount {
 impl ToSchema for CreditAmount {}
 
 macro_rules! string_schema {
-    ($name:ident, $doc:literal, [$($v:literal),+ $(,)?]) => {
+    ($name:ident, $doc:literal, $values:expr) => {
         #[doc = $doc]
         pub struct $name;
         impl PartialSchema for $name {
@@ -39,7 +40,7 @@ macro_rules! string_schema {
                 ObjectBuilder::new()
                     .schema_type(Type::String)
                     .description(Some($doc))
-                    .enum_values(Some([$($v),+]))
+                    .enum_values(Some($values))
                     .into()
             }
         }
@@ -47,40 +48,24 @@ macro_rules! string_schema {
     };
 }
 
-string_schema!(AgentStatusSchema, "An agent's status.", ["alive", "dead"]);
-string_schema!(
-    DeathReasonSchema,
-    "Why an agent died.",
-    ["no_bid", "culled"]
-);
-string_schema!(
-    BidStatusSchema,
-    "A bid's status.",
-    ["pending", "won", "withdrawn", "expired", "rejected"]
-);
+// The values come from agora-core, so the document cannot drift from the code.
+string_schema!(AgentStatusSchema, "An agent's status.", AgentStatus::NAMES);
+string_schema!(DeathReasonSchema, "Why an agent died.", DeathReason::NAMES);
+string_schema!(BidStatusSchema, "A bid's status.", BidStatus::NAMES);
 string_schema!(
     ExecutionStatusSchema,
     "An execution's status.",
-    [
-        "scheduled",
-        "running",
-        "succeeded",
-        "failed",
-        "timed_out",
-        "oom_killed",
-        "cpu_exceeded",
-        "lost"
-    ]
+    ExecutionStatus::NAMES
 );
 string_schema!(
     PromptStatusSchema,
     "A prompt's status.",
-    ["pending", "active", "responded", "expired"]
+    PromptStatus::NAMES
 );
 string_schema!(
     ResourceSchema,
     "A resource traded in the market.",
-    ["cpu_seconds", "memory_mb", "tokens", "attention_share"]
+    Resource::ALL.map(Resource::as_str)
 );
 
 fn error_response(description: &str) -> RefOr<utoipa::openapi::Response> {

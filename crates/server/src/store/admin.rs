@@ -8,13 +8,11 @@ use super::bids::{bid_in, place_bid_in, BidRecord, NewBid};
 use super::error::{Rejection, StoreResult};
 use super::events::{self, event_from, EventRecord, EventType, NewEvent, EVENT_COLUMNS};
 use super::idempotency::{self, Idempotency, OPERATOR_SCOPE};
-use super::ledger::{move_credits, require_alive, Balance, Refs, TransferRecord};
+use super::ledger::{mint_grant, Balance, Refs, TransferRecord};
 use super::rows::MINT_ACCOUNT_ID;
 use super::Store;
 use agora_core::lifecycle::AgentStatus;
-use agora_core::{
-    Account, AgentId, BidId, Bundle, Credits, ExecutionId, LedgerError, TransferKind,
-};
+use agora_core::{AgentId, BidId, Bundle, Credits, ExecutionId, LedgerError, TransferKind};
 use serde_json::json;
 use sqlx::Row;
 use std::path::PathBuf;
@@ -190,32 +188,12 @@ impl Store {
                     if !req.amount.is_positive() {
                         return Err(LedgerError::NotPositive.into());
                     }
-                    require_alive(c, req.agent).await?;
                     let refs = Refs {
                         memo: req.memo.clone(),
                         idempotency_key: req.idempotency_key.clone(),
                         ..Refs::default()
                     };
-                    let record = move_credits(
-                        c,
-                        Account::Mint,
-                        Account::Agent(req.agent),
-                        req.amount,
-                        TransferKind::Grant,
-                        &refs,
-                    )
-                    .await?;
-                    events::append(
-                        c,
-                        NewEvent::new(
-                            EventType::CreditsMinted,
-                            "economy",
-                            Some(req.agent),
-                            json!({"transfer_id": record.id, "amount": req.amount,
-                                   "kind": "grant", "memo": req.memo}),
-                        ),
-                    )
-                    .await?;
+                    let record = mint_grant(c, req.agent, req.amount, &refs).await?;
                     Ok(Ok(record))
                 })
             })
@@ -250,9 +228,12 @@ impl Store {
             let idem = idem.clone();
             Box::pin(async move {
                 if let Some(idem) = &idem {
-                    if let Some(done) = idempotency::recall(c, OPERATOR_SCOPE, "create_agent", idem).await? {
-                        let agent = idempotency::id_in(&done, "agent")?
-                            .ok_or_else(|| super::StoreError::Corrupt("idempotent create without agent".into()))?;
+                    if let Some(done) =
+                        idempotency::recall(c, OPERATOR_SCOPE, "create_agent", idem).await?
+                    {
+                        let agent = idempotency::id_in(&done, "agent")?.ok_or_else(|| {
+                            super::StoreError::Corrupt("idempotent create without agent".into())
+                        })?;
                         let bid = match idempotency::id_in(&done, "bid")? {
                             Some(b) => Some(bid_in(c, BidId(b)).await?),
                             None => None,
@@ -282,25 +263,7 @@ impl Store {
                     memo: "initial credits".into(),
                     ..Refs::default()
                 };
-                let t = move_credits(
-                    c,
-                    Account::Mint,
-                    Account::Agent(id),
-                    req.initial_credits,
-                    TransferKind::Grant,
-                    &refs,
-                )
-                .await?;
-                events::append(
-                    c,
-                    NewEvent::new(
-                        EventType::CreditsMinted,
-                        "economy",
-                        Some(id),
-                        json!({"transfer_id": t.id, "amount": req.initial_credits, "kind": "grant"}),
-                    ),
-                )
-                .await?;
+                mint_grant(c, id, req.initial_credits, &refs).await?;
                 let bid = match req.first_bid {
                     Some((bundle, amount)) => Some(
                         place_bid_in(
@@ -320,7 +283,8 @@ impl Store {
                 };
                 if let Some(idem) = &idem {
                     let outcome = json!({"agent": id.0, "bid": bid.as_ref().map(|b| b.id.0)});
-                    idempotency::remember(c, OPERATOR_SCOPE, "create_agent", idem, &outcome).await?;
+                    idempotency::remember(c, OPERATOR_SCOPE, "create_agent", idem, &outcome)
+                        .await?;
                 }
                 Ok((id, bid, false))
             })

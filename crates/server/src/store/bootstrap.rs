@@ -6,9 +6,9 @@ use super::agents::{self, NewAgent};
 use super::bids::{place_bid_in, NewBid};
 use super::error::StoreResult;
 use super::events::{self, EventType, NewEvent};
-use super::ledger::{move_credits, Refs};
+use super::ledger::{mint_grant, Refs};
 use super::Store;
-use agora_core::{Account, AgentId, Bundle, Credits, TransferKind};
+use agora_core::{AgentId, Bundle, Credits};
 use serde_json::json;
 use std::path::PathBuf;
 
@@ -58,19 +58,6 @@ impl Store {
                     },
                 )
                 .await?;
-                let refs = Refs {
-                    memo: "genesis".into(),
-                    ..Refs::default()
-                };
-                let t = move_credits(
-                    c,
-                    Account::Mint,
-                    Account::Agent(id),
-                    g.initial_credits,
-                    TransferKind::Grant,
-                    &refs,
-                )
-                .await?;
                 events::append(
                     c,
                     NewEvent::new(
@@ -81,16 +68,11 @@ impl Store {
                     ),
                 )
                 .await?;
-                events::append(
-                    c,
-                    NewEvent::new(
-                        EventType::CreditsMinted,
-                        "economy",
-                        Some(id),
-                        json!({"transfer_id": t.id, "amount": g.initial_credits, "kind": "grant"}),
-                    ),
-                )
-                .await?;
+                let refs = Refs {
+                    memo: "genesis".into(),
+                    ..Refs::default()
+                };
+                mint_grant(c, id, g.initial_credits, &refs).await?;
                 let bid = NewBid {
                     payer: id,
                     beneficiary: id,

@@ -434,6 +434,38 @@ pub async fn raise_hold(c: &mut AnyConnection, id: HoldId, new_amount: Credits) 
 }
 
 /// Fails unless the agent exists and is alive.
+/// Mints `amount` from `mint` into an alive agent's account as a `grant`, with its
+/// `credits_minted` event, inside the caller's transaction. Every grant (operator,
+/// genesis, operator-created agent) goes through here.
+pub(crate) async fn mint_grant(
+    c: &mut AnyConnection,
+    agent: AgentId,
+    amount: Credits,
+    refs: &Refs,
+) -> StoreResult<TransferRecord> {
+    require_alive(c, agent).await?;
+    let record = move_credits(
+        c,
+        Account::Mint,
+        Account::Agent(agent),
+        amount,
+        TransferKind::Grant,
+        refs,
+    )
+    .await?;
+    events::append(
+        c,
+        NewEvent::new(
+            EventType::CreditsMinted,
+            "economy",
+            Some(agent),
+            json!({"transfer_id": record.id, "amount": amount, "kind": "grant", "memo": refs.memo}),
+        ),
+    )
+    .await?;
+    Ok(record)
+}
+
 pub async fn require_alive(c: &mut AnyConnection, agent: AgentId) -> StoreResult<()> {
     let status: Option<String> = sqlx::query_scalar("SELECT status FROM agents WHERE id = $1")
         .bind(agent.0)
@@ -510,38 +542,13 @@ impl Store {
         amount: Credits,
         memo: &str,
     ) -> StoreResult<TransferRecord> {
-        let memo = memo.to_string();
-        self.write_tx(move |c| {
-            let memo = memo.clone();
-            Box::pin(async move {
-                require_alive(c, agent).await?;
-                let refs = Refs {
-                    memo,
-                    ..Refs::default()
-                };
-                let record = move_credits(
-                    c,
-                    Account::Mint,
-                    Account::Agent(agent),
-                    amount,
-                    TransferKind::Grant,
-                    &refs,
-                )
-                .await?;
-                events::append(
-                    c,
-                    NewEvent::new(
-                        EventType::CreditsMinted,
-                        "economy",
-                        Some(agent),
-                        json!({"transfer_id": record.id, "amount": amount, "kind": "grant"}),
-                    ),
-                )
-                .await?;
-                Ok(record)
-            })
-        })
-        .await
+        let req = super::GrantRequest {
+            agent,
+            amount,
+            memo: memo.to_string(),
+            idempotency_key: None,
+        };
+        Ok(self.grant_once(req).await?.0)
     }
 
     /// Pays another agent. Returns the transfer and whether it is a replay of an

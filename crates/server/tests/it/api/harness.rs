@@ -113,16 +113,27 @@ impl TestApi {
         }
     }
 
-    /// A new agent with `credits` available inside a scheduled execution, and its
-    /// token. (Its winning bid was paid on top of `credits`.)
+    /// A new agent with `credits` available inside a scheduled execution of
+    /// [`test_bundle`], and its token. (Its winning bid was paid on top of `credits`.)
     pub async fn agent(&self, credits: i64) -> TestAgent {
-        let store = &self.t.store;
+        self.agent_with(credits, test_bundle()).await
+    }
+
+    /// [`TestApi::agent`] with an execution of `bundle`.
+    pub async fn agent_with(&self, credits: i64, bundle: Bundle) -> TestAgent {
         let id = self.t.agent(credits + 20).await;
+        self.execute(id, bundle).await
+    }
+
+    /// Gives an existing agent an execution of `bundle`: it pays a winning bid of
+    /// 20 credits. Returns the execution's token.
+    pub async fn execute(&self, id: AgentId, bundle: Bundle) -> TestAgent {
+        let store = &self.t.store;
         let bid = store
             .place_bid(NewBid {
                 payer: id,
                 beneficiary: id,
-                bundle: test_bundle(),
+                bundle,
                 amount: cr(20),
                 ttl_cycles: 20,
                 max_pending: 10,

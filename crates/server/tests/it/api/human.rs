@@ -7,7 +7,6 @@ use crate::api_contract;
 use crate::harness::cr;
 use agora_core::{Bundle, BundleSpec, Credits};
 use agora_server::config::Config;
-use agora_server::store::NewBid;
 use serde_json::{json, Value};
 
 api_contract!(
@@ -24,27 +23,7 @@ api_contract!(
 /// An agent with `credits` inside a running execution of `bundle` (the harness's
 /// `agent` always has attention).
 async fn agent_with(api: &TestApi, credits: i64, bundle: Bundle) -> TestAgent {
-    let store = &api.t.store;
-    let id = api.t.agent(credits + 20).await;
-    let bid = store
-        .place_bid(NewBid {
-            payer: id,
-            beneficiary: id,
-            bundle,
-            amount: cr(20),
-            ttl_cycles: 20,
-            max_pending: 10,
-        })
-        .await
-        .unwrap();
-    let cycle = store.begin_cycle().await.unwrap();
-    let exec = store.allocate(bid.id, cycle).await.unwrap().unwrap();
-    let token = store.issue_token(exec.id).await.unwrap();
-    TestAgent {
-        id,
-        execution: exec.id,
-        token,
-    }
+    api.agent_with(credits, bundle).await
 }
 
 async fn submit(api: &TestApi, a: &TestAgent, bid: &str) -> i64 {

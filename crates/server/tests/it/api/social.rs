@@ -6,7 +6,7 @@ use super::harness::{test_bundle, TestAgent, TestApi};
 use crate::api_contract;
 use crate::harness::cr;
 use agora_core::{AgentId, Credits};
-use agora_server::store::{NewBid, SpawnRequest};
+use agora_server::store::SpawnRequest;
 use base64::Engine as _;
 use serde_json::{json, Value};
 use std::os::unix::fs::PermissionsExt;
@@ -24,27 +24,12 @@ api_contract!(
 /// Gives an existing agent `credits` and a running execution, like the harness's
 /// `agent` does for a new one.
 async fn running(api: &TestApi, id: AgentId, credits: i64) -> TestAgent {
-    let store = &api.t.store;
-    store.grant(id, cr(credits + 20), "test").await.unwrap();
-    let bid = store
-        .place_bid(NewBid {
-            payer: id,
-            beneficiary: id,
-            bundle: test_bundle(),
-            amount: cr(20),
-            ttl_cycles: 20,
-            max_pending: 10,
-        })
+    api.t
+        .store
+        .grant(id, cr(credits + 20), "test")
         .await
         .unwrap();
-    let cycle = store.begin_cycle().await.unwrap();
-    let exec = store.allocate(bid.id, cycle).await.unwrap().unwrap();
-    let token = store.issue_token(exec.id).await.unwrap();
-    TestAgent {
-        id,
-        execution: exec.id,
-        token,
-    }
+    api.execute(id, test_bundle()).await
 }
 
 fn credits(text: &str) -> Credits {
