@@ -177,8 +177,9 @@ impl LocalServer {
         })
     }
 
-    /// Stops accepting and waits for answers in flight.
+    /// Stops accepting, ends event streams, and waits for answers in flight.
     pub async fn stop(mut self) -> anyhow::Result<()> {
+        self.state.stop();
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
@@ -189,6 +190,7 @@ impl LocalServer {
 
 impl Drop for LocalServer {
     fn drop(&mut self) {
+        self.state.stop();
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
