@@ -51,9 +51,14 @@ pub enum BenchCommand {
     /// audit must be clean afterwards. Prints `api_prices_rps=<n>` before the
     /// transfer figures and `api_transfer_rps=<n>` last.
     Api {
-        /// Concurrent connections (and agents).
+        /// Concurrent connections (and agents) of the prices phase.
         #[arg(long, default_value_t = 64)]
         connections: usize,
+        /// Concurrent connections of the transfer phase. Transfers queue for the
+        /// one SQLite writer, so more connections raise tail latency, not
+        /// throughput (see docs/benchmarks.md).
+        #[arg(long, default_value_t = 16)]
+        transfer_connections: usize,
         /// Timed seconds per phase.
         #[arg(long, default_value_t = 10.0)]
         seconds: f64,
@@ -114,10 +119,19 @@ pub async fn run(_cli: &Cli, cmd: &BenchCommand) -> anyhow::Result<ExitCode> {
         BenchCommand::Sandbox { runs } => sandbox(*runs).await?,
         BenchCommand::Api {
             connections,
+            transfer_connections,
             seconds,
             warmup,
             database_url,
-        } => api(*connections, *seconds, *warmup, database_url.clone()).await?,
+        } => {
+            api(
+                (*connections, *transfer_connections),
+                *seconds,
+                *warmup,
+                database_url.clone(),
+            )
+            .await?
+        }
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -128,7 +142,7 @@ fn seconds(name: &str, s: f64) -> anyhow::Result<Duration> {
 }
 
 async fn api(
-    connections: usize,
+    (connections, transfer_connections): (usize, usize),
     measure: f64,
     warmup: f64,
     database_url: Option<String>,
@@ -138,13 +152,15 @@ async fn api(
         data_dir: dir.path().to_path_buf(),
         database_url,
         connections,
+        transfer_connections,
         warmup: seconds("warmup", warmup)?,
         measure: seconds("seconds", measure)?,
     })
     .await?;
     println!(
-        "backend={} agents={} connections={} seconds={measure} warmup_s={warmup} audit=clean",
-        f.backend, f.agents, f.connections
+        "backend={} agents={} connections={} transfer_connections={} seconds={measure} \
+         warmup_s={warmup} audit=clean",
+        f.backend, f.agents, f.connections, f.transfer_connections
     );
     print_phase("prices", &f.prices);
     print_phase("transfer", &f.transfers);

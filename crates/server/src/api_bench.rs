@@ -32,8 +32,14 @@ pub struct ApiBenchOptions {
     pub data_dir: PathBuf,
     /// Another database than the SQLite file in `data_dir`.
     pub database_url: Option<String>,
-    /// Concurrent keep-alive connections; each speaks for its own agent.
+    /// Concurrent keep-alive connections of the prices phase; each speaks for its
+    /// own agent.
     pub connections: usize,
+    /// Concurrent connections of the transfer phase. Every transfer waits for the
+    /// store's one SQLite writer, so with `n` connections the mean latency is
+    /// `n / throughput` (Little's law): this is the knob between throughput and
+    /// tail latency.
+    pub transfer_connections: usize,
     /// Untimed requests before each phase, on the same connections.
     pub warmup: Duration,
     /// The timed part of each phase.
@@ -64,6 +70,7 @@ pub struct ApiFigures {
     pub backend: &'static str,
     pub agents: usize,
     pub connections: usize,
+    pub transfer_connections: usize,
     pub prices: PhaseFigures,
     pub transfers: PhaseFigures,
 }
@@ -351,18 +358,20 @@ async fn phase(
 /// Runs the benchmark: prices, then transfers.
 pub async fn run(opts: ApiBenchOptions) -> anyhow::Result<ApiFigures> {
     let connections = opts.connections.max(2);
+    let transfer_connections = opts.transfer_connections.max(2);
     let w = fresh_world(&opts.data_dir, opts.database_url.clone()).await?;
     let store = w.store.clone();
-    let mut agents = Vec::with_capacity(connections);
+    let n = connections.max(transfer_connections);
+    let mut agents = Vec::with_capacity(n);
     let bundle = small_bundle(&w.config, 0.0)?;
     let credits = Credits::from_micros(1_000_000_000_000);
-    for _ in 0..connections {
+    for _ in 0..n {
         agents.push(running_agent(&store, &w.config, bundle, credits).await?);
     }
     let server = LocalServer::start(store.clone(), w.config.clone()).await?;
     let addr = server.addr;
 
-    let prices = agents
+    let prices = agents[..connections]
         .iter()
         .map(|a| Call {
             method: Method::GET,
@@ -373,11 +382,12 @@ pub async fn run(opts: ApiBenchOptions) -> anyhow::Result<ApiFigures> {
         .collect();
     let prices = phase(addr, prices, opts.warmup, opts.measure).await?;
 
-    let transfers = agents
+    let payers = &agents[..transfer_connections];
+    let transfers = payers
         .iter()
         .enumerate()
         .map(|(i, a)| {
-            let to = agents[(i + 1) % agents.len()].id;
+            let to = payers[(i + 1) % payers.len()].id;
             let body = format!(r#"{{"to":{},"amount":"0.000001"}}"#, to.0);
             Call {
                 method: Method::POST,
@@ -400,6 +410,7 @@ pub async fn run(opts: ApiBenchOptions) -> anyhow::Result<ApiFigures> {
         backend,
         agents: agents.len(),
         connections,
+        transfer_connections,
         prices,
         transfers,
     })

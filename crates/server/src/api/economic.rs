@@ -5,7 +5,7 @@ use super::auth::Caller;
 use super::error::{ApiError, ApiResult};
 use super::extract::{amount, limit, ApiJson, ApiQuery};
 use super::idempotency;
-use super::schema::{CreditAmount, Errors};
+use super::schema::{Errors, PositiveAmount};
 use super::state::ApiState;
 use super::views::{BalanceView, TransferView};
 use crate::store::TransferRequest;
@@ -41,7 +41,7 @@ async fn balance(caller: Caller, State(s): State<ApiState>) -> ApiResult<Json<Ba
 pub struct TransferBody {
     /// The agent paid.
     pub to: i64,
-    #[schema(value_type = CreditAmount)]
+    #[schema(value_type = PositiveAmount, required = true)]
     #[serde(default)]
     pub amount: serde_json::Value,
     /// Free text recorded with the transfer (at most 1000 characters).
@@ -93,6 +93,7 @@ async fn transfer(
 #[into_params(parameter_in = Query)]
 pub struct HistoryQuery {
     /// At most this many, newest first (1..=1000, default 100).
+    #[param(minimum = 1, maximum = 1000)]
     limit: Option<i64>,
 }
 

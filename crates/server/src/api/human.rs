@@ -6,7 +6,7 @@
 use super::auth::{Caller, Operator};
 use super::error::{ApiError, ApiResult};
 use super::extract::{amount, limit, ApiJson, ApiQuery};
-use super::schema::{CreditAmount, Errors};
+use super::schema::{CreditAmount, Errors, PositiveAmount};
 use super::state::ApiState;
 use super::views::{PromptView, ResponseView};
 use agora_core::{Credits, PromptId, Resource, ScoreError, Scores};
@@ -43,7 +43,7 @@ pub struct PromptBody {
     pub content: Value,
     /// Escrowed from the caller's available credits until the prompt is rated
     /// (then burned) or expires (then released). Higher bids are shown first.
-    #[schema(value_type = CreditAmount, required = true)]
+    #[schema(value_type = PositiveAmount, required = true)]
     #[serde(default)]
     pub bid_amount: Value,
 }

@@ -6,7 +6,7 @@ use super::auth::Caller;
 use super::error::ApiResult;
 use super::extract::{amount, limit, ApiJson, ApiPath, ApiQuery};
 use super::idempotency::{self, IdempotencyHeader};
-use super::schema::{CreditAmount, Errors, ResourceSchema};
+use super::schema::{CreditAmount, Errors, PositiveAmount, ResourceSchema};
 use super::state::ApiState;
 use super::views::{BidView, BundleView};
 use crate::store::NewBid;
@@ -107,8 +107,10 @@ pub struct MarketStateView {
 #[into_params(parameter_in = Query)]
 pub struct StateQuery {
     /// Cycles of history per market (1..=1000, default 50).
+    #[param(minimum = 1, maximum = 1000)]
     history: Option<i64>,
     /// Bids of the book (1..=1000, default 100).
+    #[param(minimum = 1, maximum = 1000)]
     book: Option<i64>,
 }
 
@@ -172,7 +174,7 @@ async fn state(
 pub struct PlaceBid {
     pub bundle: BundleView,
     /// At least the bundle's reserve price at current prices; held until decided.
-    #[schema(value_type = CreditAmount)]
+    #[schema(value_type = PositiveAmount, required = true)]
     #[serde(default)]
     pub amount: serde_json::Value,
     /// The agent woken if the bid wins; the caller when absent. The caller always
@@ -221,6 +223,7 @@ async fn place_bid(
 #[into_params(parameter_in = Query)]
 pub struct ListQuery {
     /// At most this many, newest first (1..=1000, default 100).
+    #[param(minimum = 1, maximum = 1000)]
     limit: Option<i64>,
 }
 
@@ -243,7 +246,7 @@ async fn list_bids(
 #[serde(deny_unknown_fields)]
 pub struct RaiseBid {
     /// The new amount; above the current one. The difference is held.
-    #[schema(value_type = CreditAmount)]
+    #[schema(value_type = PositiveAmount, required = true)]
     #[serde(default)]
     pub amount: serde_json::Value,
 }

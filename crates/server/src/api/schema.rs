@@ -31,6 +31,34 @@ impl PartialSchema for CreditAmount {
 }
 impl ToSchema for CreditAmount {}
 
+/// A positive amount of credits, as a request sends it: a decimal string with at
+/// most 6 decimals, or a JSON number, greater than zero.
+pub struct PositiveAmount;
+
+impl PartialSchema for PositiveAmount {
+    fn schema() -> RefOr<Schema> {
+        OneOfBuilder::new()
+            .item(
+                ObjectBuilder::new()
+                    .schema_type(Type::String)
+                    .pattern(Some(r"^(?=.*[1-9])[0-9]{1,13}(\.[0-9]{1,6})?$"))
+                    .examples(["12.5"]),
+            )
+            .item(
+                ObjectBuilder::new()
+                    .schema_type(Type::Number)
+                    .exclusive_minimum(Some(0.0))
+                    .maximum(Some(9_223_372_036_854.0)),
+            )
+            .description(Some(
+                "Credits greater than zero with at most 6 decimals, as a string or a number \
+                 (a number with more than 15 significant digits is refused: send a string)",
+            ))
+            .into()
+    }
+}
+impl ToSchema for PositiveAmount {}
+
 macro_rules! string_schema {
     ($name:ident, $doc:literal, $values:expr) => {
         #[doc = $doc]

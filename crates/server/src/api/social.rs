@@ -15,7 +15,7 @@ use super::error::{ApiError, ApiResult};
 use super::extract::{amount, limit, ApiJson, ApiQuery};
 use super::files::{self, FileEntry, Staged};
 use super::idempotency::{self, IdempotencyHeader};
-use super::schema::{CreditAmount, Errors};
+use super::schema::{CreditAmount, Errors, PositiveAmount};
 use super::state::ApiState;
 use super::views::{AgentView, BidView, BundleView, MessageView};
 use crate::store::{NewBid, SpawnRequest};
@@ -46,7 +46,7 @@ pub fn routes() -> OpenApiRouter<ApiState> {
 pub struct FirstBid {
     pub bundle: BundleView,
     /// At least the bundle's reserve price; held from the child's credits.
-    #[schema(value_type = CreditAmount, required = true)]
+    #[schema(value_type = PositiveAmount, required = true)]
     #[serde(default)]
     pub amount: Value,
 }
@@ -57,7 +57,7 @@ pub struct FirstBid {
 pub struct SpawnBody {
     /// Moved from the caller to the child (positive). The caller also pays the
     /// spawn fee (`spawn_cost` in GET /system/config), which is burned.
-    #[schema(value_type = CreditAmount, required = true)]
+    #[schema(value_type = PositiveAmount, required = true)]
     #[serde(default)]
     pub initial_credits: Value,
     /// The child's workspace. Relative paths only (no `.`, `..`, empty components,
@@ -118,7 +118,7 @@ async fn spawn(
             max_pending: s.config.economy.max_pending_bids,
         }),
     };
-    let root: PathBuf = s.workspaces.as_ref().clone();
+    let root: PathBuf = s.workspaces.clone();
     let staged: Staged = match (req.files, req.clone_workspace) {
         (Some(entries), false) => {
             let root = root.clone();

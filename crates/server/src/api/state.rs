@@ -1,39 +1,50 @@
 //! What every handler of the System Service shares: the store, the configuration,
-//! the operator token check and the metrics.
+//! the operator token check and the metrics. One `Arc` behind the handle, because
+//! axum clones the state for every request.
 
 use super::metrics::Metrics;
 use super::operator::OperatorAuth;
 use crate::config::Config;
 use crate::store::Store;
+use std::ops::Deref;
 use std::path::PathBuf;
 use std::sync::Arc;
 use tokio::sync::watch;
 
-/// Shared state of the API; cheap to clone.
+/// Shared state of the API; a clone is one reference count.
 #[derive(Clone, Debug)]
-pub struct ApiState {
+pub struct ApiState(Arc<Shared>);
+
+/// The contents of [`ApiState`].
+#[derive(Debug)]
+pub struct Shared {
     pub store: Store,
-    pub config: Arc<Config>,
-    pub operator: Arc<OperatorAuth>,
-    pub metrics: Arc<Metrics>,
+    pub config: Config,
+    pub operator: OperatorAuth,
+    pub metrics: Metrics,
     /// Where agents' workspaces live.
-    pub workspaces: Arc<PathBuf>,
+    pub workspaces: PathBuf,
     /// Set once when the service stops: endless answers (event streams) end.
-    stopping: Arc<watch::Sender<bool>>,
+    stopping: watch::Sender<bool>,
+}
+
+impl Deref for ApiState {
+    type Target = Shared;
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
 }
 
 impl ApiState {
     pub fn new(store: Store, config: Config) -> ApiState {
-        let operator = Arc::new(OperatorAuth::new(&config.data_dir));
-        let workspaces = Arc::new(crate::world::workspaces_root(&config));
-        ApiState {
+        ApiState(Arc::new(Shared {
+            operator: OperatorAuth::new(&config.data_dir),
+            workspaces: crate::world::workspaces_root(&config),
             store,
-            config: Arc::new(config),
-            operator,
-            metrics: Arc::new(Metrics::new()),
-            workspaces,
-            stopping: Arc::new(watch::channel(false).0),
-        }
+            config,
+            metrics: Metrics::new(),
+            stopping: watch::channel(false).0,
+        }))
     }
 
     /// Tells every endless answer (live event streams) to end; listeners stop on

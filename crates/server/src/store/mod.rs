@@ -263,6 +263,10 @@ fn sqlite_pool(connections: u32) -> AnyPoolOptions {
     AnyPoolOptions::new()
         .max_connections(connections)
         .min_connections(1)
+        // A SQLite connection is a file handle that cannot go stale: the liveness
+        // ping sqlx sends before each use would be one more round trip through
+        // the connection's worker thread on every transaction.
+        .test_before_acquire(false)
         .acquire_timeout(Duration::from_secs(60))
         .after_connect(|conn, _meta| {
             Box::pin(async move {

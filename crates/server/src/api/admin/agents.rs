@@ -15,7 +15,7 @@ use crate::api::error::{ApiError, ApiResult};
 use crate::api::extract::{amount, limit, ApiJson, ApiPath, ApiQuery};
 use crate::api::files::{self, FileEntry};
 use crate::api::idempotency::{self, IdempotencyHeader};
-use crate::api::schema::{AgentStatusSchema, CreditAmount, Errors};
+use crate::api::schema::{AgentStatusSchema, Errors, PositiveAmount};
 use crate::api::social::FirstBid;
 use crate::api::state::ApiState;
 use crate::api::views::{AgentView, BalanceView, BidView, ExecutionView, PromptView, ResponseView};
@@ -154,7 +154,7 @@ pub struct CreateAgentBody {
     #[schema(max_items = 1000)]
     pub files: Vec<FileEntry>,
     /// Minted from `mint` for the agent as a grant (positive).
-    #[schema(value_type = CreditAmount, required = true)]
+    #[schema(value_type = PositiveAmount, required = true)]
     #[serde(default)]
     pub initial_credits: serde_json::Value,
     /// A first bid placed from those credits, so that the agent can ever wake (SPEC
@@ -198,7 +198,7 @@ pub(super) async fn create(
             amount("bid.amount", &b.amount)?,
         )),
     };
-    let root: PathBuf = s.workspaces.as_ref().clone();
+    let root: PathBuf = s.workspaces.clone();
     let staged = {
         let (entries, root) = (req.files, root.clone());
         create::blocking(move || files::stage(&files::validate(&entries)?, &root)).await?

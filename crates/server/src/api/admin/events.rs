@@ -98,6 +98,18 @@ pub struct StreamQuery {
     agent: Option<i64>,
 }
 
+/// One record of the live stream as a Server-Sent Events client parses it (the
+/// OpenAPI document describes an event stream by one event).
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct SseRecord {
+    /// The event's id; a reconnecting client sends it back as `Last-Event-ID`.
+    pub id: String,
+    /// The event's type, e.g. `credits_transferred`.
+    pub event: String,
+    /// The event as EventView JSON.
+    pub data: String,
+}
+
 /// The `Last-Event-ID` header a reconnecting EventSource sends.
 fn last_event_id(headers: &HeaderMap) -> ApiResult<Option<i64>> {
     let Some(v) = headers.get("last-event-id") else {
@@ -125,7 +137,7 @@ fn last_event_id(headers: &HeaderMap) -> ApiResult<Option<i64>> {
         ("Last-Event-ID" = Option<i64>, Header, description = "resume after this event id")),
     responses(
         (status = 200, description = "an endless stream of `id:`, `event:` and `data:` (EventView JSON) records",
-            content_type = "text/event-stream", body = String),
+            content_type = "text/event-stream", body = SseRecord),
         Errors))]
 pub(super) async fn stream(
     _: Operator,

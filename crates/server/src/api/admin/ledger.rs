@@ -7,7 +7,7 @@ use crate::api::economic::MAX_MEMO;
 use crate::api::error::{ApiError, ApiResult};
 use crate::api::extract::{amount, limit, ApiJson, ApiQuery};
 use crate::api::idempotency;
-use crate::api::schema::{CreditAmount, Errors};
+use crate::api::schema::{Errors, PositiveAmount};
 use crate::api::state::ApiState;
 use crate::api::views::TransferView;
 use crate::store::GrantRequest;
@@ -97,7 +97,7 @@ pub(super) async fn audit(_: Operator, State(s): State<ApiState>) -> ApiResult<J
 pub struct GrantBody {
     /// The alive agent credited.
     pub agent: i64,
-    #[schema(value_type = CreditAmount, required = true)]
+    #[schema(value_type = PositiveAmount, required = true)]
     #[serde(default)]
     pub amount: serde_json::Value,
     /// Why (at most 1000 characters); recorded with the transfer.
