@@ -82,6 +82,10 @@ async fn main() -> anyhow::Result<()> {
             .await?;
     }
 
+    // Live event streams end after a second, so that a fuzzer's requests to them
+    // finish (a client reconnects; the contract tests cover long streams).
+    let mut config = config;
+    config.server.event_stream_max_seconds = 1;
     let server = LocalServer::start(store.clone(), config).await?;
     let info = json!({
         "base_url": format!("http://{}", server.addr),

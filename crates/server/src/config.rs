@@ -82,6 +82,9 @@ impl Default for GenesisConfig {
 pub struct ServerConfig {
     /// TCP address of the System Service.
     pub listen: String,
+    /// The longest a live event stream stays open; the client then reconnects
+    /// with `Last-Event-ID` and misses nothing. 0 means no limit.
+    pub event_stream_max_seconds: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -176,6 +179,7 @@ impl Default for ServerConfig {
     fn default() -> Self {
         ServerConfig {
             listen: "127.0.0.1:7700".into(),
+            event_stream_max_seconds: 3600,
         }
     }
 }

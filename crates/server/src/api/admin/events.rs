@@ -130,13 +130,14 @@ fn last_event_id(headers: &HeaderMap) -> ApiResult<Option<i64>> {
 /// Live events as Server-Sent Events: each is `id: <event id>`, `event: <type>`,
 /// `data: <EventView JSON>`. The store is polled every 250 ms; an idle stream sends
 /// a keep-alive comment every 15 s. A client that reconnects with `Last-Event-ID`
-/// misses nothing. The stream does not end by itself.
+/// misses nothing. The stream ends after `[server] event_stream_max_seconds`
+/// (default an hour) or when the service stops; clients reconnect.
 #[utoipa::path(get, path = "/admin/events/stream", tag = "admin",
     security(("operator_token" = [])),
     params(StreamQuery,
         ("Last-Event-ID" = Option<i64>, Header, description = "resume after this event id")),
     responses(
-        (status = 200, description = "an endless stream of `id:`, `event:` and `data:` (EventView JSON) records",
+        (status = 200, description = "a stream of `id:`, `event:` and `data:` (EventView JSON) records; it ends after `[server] event_stream_max_seconds`",
             content_type = "text/event-stream", body = SseRecord),
         Errors))]
 pub(super) async fn stream(
@@ -150,7 +151,9 @@ pub(super) async fn stream(
         (None, None) => s.store.last_event_id().await?,
     };
     let f = filter(after, q.kind, q.agent)?;
+    let max = s.config.server.event_stream_max_seconds;
     let tail = Tail {
+        ends_at: (max > 0).then(|| tokio::time::Instant::now() + Duration::from_secs(max)),
         state: s.clone(),
         filter: f,
         pending: VecDeque::new(),
@@ -167,6 +170,9 @@ pub(super) async fn stream(
 /// from next.
 struct Tail {
     state: ApiState,
+    /// When the stream ends (`[server] event_stream_max_seconds`); the client
+    /// reconnects with `Last-Event-ID`.
+    ends_at: Option<tokio::time::Instant>,
     filter: EventFilter,
     pending: VecDeque<EventRecord>,
     /// False until the first read, which happens without waiting.
@@ -179,13 +185,27 @@ impl Tail {
     /// resume).
     async fn next(&mut self) -> Option<EventRecord> {
         loop {
+            if self
+                .ends_at
+                .is_some_and(|at| tokio::time::Instant::now() >= at)
+            {
+                return None;
+            }
             if let Some(e) = self.pending.pop_front() {
                 return Some(e);
             }
             if self.polled {
+                let end = self.ends_at;
+                let expired = async move {
+                    match end {
+                        Some(at) => tokio::time::sleep_until(at).await,
+                        None => std::future::pending().await,
+                    }
+                };
                 tokio::select! {
                     _ = tokio::time::sleep(POLL_INTERVAL) => {}
                     _ = self.state.stopped() => return None,
+                    _ = expired => return None,
                 }
             }
             self.polled = true;

@@ -13,6 +13,7 @@ api_contract!(
     a_unix_socket_serves_the_same_api,
     health_metrics_and_openapi,
     unknown_routes_and_methods_answer_in_the_error_shape,
+    an_event_stream_ends_after_its_maximum_lifetime,
 );
 
 /// GET `path` over the Unix socket at `sock` with a bearer token.
@@ -118,4 +119,31 @@ async fn unknown_routes_and_methods_answer_in_the_error_shape(api: TestApi) {
     api.call(Method::PUT, "/market/prices", None, None)
         .await
         .expect_error(405, "method_not_allowed");
+}
+
+async fn an_event_stream_ends_after_its_maximum_lifetime(api: TestApi) {
+    use tower::ServiceExt;
+    api.agent(1).await; // something in the event log
+    let mut config = api.state.config.clone();
+    config.server.event_stream_max_seconds = 1;
+    let (router, _) = api::router(api::ApiState::new(api.t.store.clone(), config));
+    let req = hyper::Request::get("/admin/events/stream?after=0")
+        .header("authorization", format!("Bearer {}", api.operator))
+        .body(axum::body::Body::empty())
+        .unwrap();
+    let res = router.oneshot(req).await.unwrap();
+    assert_eq!(res.status(), 200);
+    let body = tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        res.into_body().collect(),
+    )
+    .await
+    .expect("the stream ended by itself")
+    .unwrap()
+    .to_bytes();
+    let text = String::from_utf8_lossy(&body);
+    assert!(
+        text.contains("event: "),
+        "the log so far was sent first: {text}"
+    );
 }
