@@ -8,12 +8,14 @@
 use std::path::Path;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use agora_core::lifecycle::ExecutionStatus;
 use agora_core::{AgentId, ExecutionId};
 use tokio::io::AsyncWriteExt;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
-use crate::SandboxError;
+use crate::outcome::ended_line;
+use crate::{IsolationReport, Outcome, SandboxError};
 
 /// A line longer than this is cut into pieces: an agent printing without newlines must
 /// not grow the sandbox's memory without bound.
@@ -219,6 +221,50 @@ impl LogPump {
         drop(self.sender);
         self.task.await.unwrap_or(0)
     }
+
+    /// Ends an execution's log the way both backends do: the `ended:` line, then
+    /// every queued line written; returns the [`Outcome`]. Every other
+    /// [`LineSender`] must have been dropped.
+    pub(crate) async fn conclude(self, e: Ending) -> Outcome {
+        let line = ended_line(
+            e.status,
+            e.exit_code,
+            &e.reason,
+            e.cpu_used_ms,
+            e.peak_memory_mb,
+        );
+        self.sender.send(LogStream::Sandbox, line).await;
+        let log_lines = self.finish().await;
+        Outcome {
+            agent: e.agent,
+            execution: e.execution,
+            status: e.status,
+            exit_code: e.exit_code,
+            reason: e.reason,
+            cpu_used_ms: e.cpu_used_ms,
+            peak_memory_mb: e.peak_memory_mb,
+            isolation: e.isolation,
+            container_id: e.container_id,
+            started_at: e.started_at,
+            ended_at: SystemTime::now(),
+            log_lines,
+        }
+    }
+}
+
+/// What a backend concluded about an execution that ended; [`LogPump::conclude`]
+/// turns it into the [`Outcome`].
+pub(crate) struct Ending {
+    pub agent: AgentId,
+    pub execution: ExecutionId,
+    pub status: ExecutionStatus,
+    pub exit_code: Option<i64>,
+    pub reason: String,
+    pub cpu_used_ms: Option<u64>,
+    pub peak_memory_mb: Option<u64>,
+    pub isolation: IsolationReport,
+    pub container_id: Option<String>,
+    pub started_at: SystemTime,
 }
 
 /// `2025-01-31T12:34:56.789Z`, without pulling in a date crate for one format.

@@ -28,7 +28,7 @@ use futures_util::FutureExt;
 use tokio::process::Command;
 use tokio::sync::oneshot;
 
-use crate::logs::{LogPump, LogStream};
+use crate::logs::{Ending, LogPump, LogStream};
 use crate::procfs;
 use crate::reconcile::Leftover;
 use crate::spec::{base_env, SandboxView};
@@ -403,22 +403,7 @@ impl Supervisor {
             agent = %self.agent, execution = %self.execution, pid = self.pid,
             exit_code, %reason, swept, "execution running -> {}", status.as_str()
         );
-        let sender = pump.sender();
-        sender
-            .send(
-                LogStream::Sandbox,
-                crate::outcome::ended_line(
-                    status,
-                    exit_code,
-                    &reason,
-                    Some(cpu_ms),
-                    peak_memory_mb,
-                ),
-            )
-            .await;
-        drop(sender);
-        let log_lines = pump.finish().await;
-        Outcome {
+        pump.conclude(Ending {
             agent: self.agent,
             execution: self.execution,
             status,
@@ -429,9 +414,8 @@ impl Supervisor {
             isolation: self.isolation,
             container_id: None,
             started_at: self.started_at,
-            ended_at: SystemTime::now(),
-            log_lines,
-        }
+        })
+        .await
     }
 }
 

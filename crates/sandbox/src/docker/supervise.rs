@@ -16,7 +16,7 @@ use futures_util::{Stream, StreamExt};
 
 use super::cgroup::{CgroupProbe, Sample};
 use super::{remove, timed};
-use crate::logs::{LineSender, LineSplitter, LogPump, LogStream};
+use crate::logs::{Ending, LineSender, LineSplitter, LogPump, LogStream};
 use crate::verdict::{verdict, Evidence, KillReason};
 use crate::{IsolationReport, KillSwitch, Limits, Outcome};
 
@@ -154,15 +154,8 @@ impl Supervisor {
             agent = %self.agent, execution = %self.execution, container = %self.id,
             exit_code, %reason, "execution running -> {}", status.as_str()
         );
-        sender
-            .send(
-                LogStream::Sandbox,
-                crate::outcome::ended_line(status, exit_code, &reason, cpu_used_ms, peak_memory_mb),
-            )
-            .await;
         drop(sender);
-        let log_lines = pump.finish().await;
-        Outcome {
+        pump.conclude(Ending {
             agent: self.agent,
             execution: self.execution,
             status,
@@ -173,9 +166,8 @@ impl Supervisor {
             isolation: self.isolation,
             container_id: Some(self.id),
             started_at: self.started_at,
-            ended_at: SystemTime::now(),
-            log_lines,
-        }
+        })
+        .await
     }
 
     /// The container's cgroup, through its init process, when the daemon runs on

@@ -55,10 +55,7 @@ impl FromRequestParts<ApiState> for Caller {
             ));
         }
         match state.store.authenticate(token).await? {
-            Some(TokenIdentity { agent, execution }) => {
-                parts.extensions.insert(Caller { agent, execution });
-                Ok(Caller { agent, execution })
-            }
+            Some(TokenIdentity { agent, execution }) => Ok(Caller { agent, execution }),
             None => Err(ApiError::new(
                 StatusCode::UNAUTHORIZED,
                 "invalid_token",

@@ -20,12 +20,6 @@ api_contract!(
     human_endpoints_take_only_the_operator_token,
 );
 
-/// An agent with `credits` inside a running execution of `bundle` (the harness's
-/// `agent` always has attention).
-async fn agent_with(api: &TestApi, credits: i64, bundle: Bundle) -> TestAgent {
-    api.agent_with(credits, bundle).await
-}
-
 async fn submit(api: &TestApi, a: &TestAgent, bid: &str) -> i64 {
     let p = api
         .post(
@@ -125,7 +119,7 @@ async fn a_prompt_needs_attention_in_the_bundle(api: TestApi) {
         wall_seconds: None,
     };
     let bundle = Bundle::parse(&spec, &Config::default().bundle_limits()).unwrap();
-    let a = agent_with(&api, 50, bundle).await;
+    let a = api.agent_with(50, bundle).await;
     api.post(
         "/human/prompt",
         &a.token,
