@@ -23,6 +23,8 @@ import sys
 import time
 from decimal import Decimal
 
+sys.dont_write_bytecode = True  # keep the workspace free of __pycache__
+
 from services import ApiError, Client, credits, fmt, load_env, reserve
 
 STATE_FILE = "state.json"
