@@ -21,6 +21,7 @@ if docker info >/dev/null 2>&1; then
 fi
 
 cargo nextest run --workspace --no-fail-fast "$@"
+python3 -m unittest discover -s agents/tests -v
 
 if [ $# -eq 0 ]; then
   scripts/fuzz-api.sh
