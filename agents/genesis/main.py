@@ -733,7 +733,11 @@ def main():
         log("state.json belongs to agent %s: starting a fresh memory" % state.get("agent_id"))
         state = {}
     state["agent_id"] = env.get("agent_id")
-    agent = Genesis(env, strategy, state)
+    try:
+        agent = Genesis(env, strategy, state)
+    except ValueError as e:
+        log("cannot reach the System Service: %s" % e)
+        return 0
     try:
         agent.run()
     except Exception as e:

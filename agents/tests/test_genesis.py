@@ -547,6 +547,13 @@ class GenesisTest(unittest.TestCase):
         self.assertIn("prices failed", h.stdout)
         self.assertTrue(os.path.exists(os.path.join(h.ws, "state.json")))
 
+    def test_without_a_service_url_it_says_so(self):
+        h = self.harness()
+        h.url = ""
+        h.run()
+        self.assertEqual(h.code, 0, h.stderr)
+        self.assertIn("cannot reach the System Service", h.stdout)
+
     def test_cpu_use_is_small(self):
         h = self.harness()
         before = os.times()
