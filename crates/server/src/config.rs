@@ -2,6 +2,7 @@
 //! flags). Unknown keys are an error that names the key; the database URL redacts
 //! its password wherever the configuration is printed.
 
+use crate::llm::LlmConfig;
 use crate::store::{redact, MarketSetup};
 use agora_core::attention::RewardRates;
 use agora_core::pricing::{PriceBounds, PricePolicy};
@@ -52,6 +53,8 @@ pub struct Config {
     pub market: MarketConfig,
     pub limits: LimitsConfig,
     pub genesis: GenesisConfig,
+    /// The LLM proxy's upstream and limits (SPEC §10).
+    pub llm: LlmConfig,
 }
 
 /// The genesis agent's first bid, placed at bootstrap (SPEC §8).
@@ -171,6 +174,7 @@ impl Default for Config {
             market: MarketConfig::default(),
             limits: LimitsConfig::default(),
             genesis: GenesisConfig::default(),
+            llm: LlmConfig::default(),
         }
     }
 }
@@ -416,6 +420,9 @@ impl Config {
                 "must start with sqlite:// or postgres://",
             ));
         }
+        self.llm
+            .validate()
+            .map_err(|(key, message)| ConfigError::Invalid { key, message })?;
         Ok(())
     }
 
@@ -625,6 +632,32 @@ mod tests {
             jail.create_file("agora.toml", "database_url = \"mysql://x\"\n")?;
             let e = load(&Overrides::default()).unwrap_err().to_string();
             assert!(e.contains("database_url"), "{e}");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn the_llm_section_layers_like_the_others() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file(
+                "agora.toml",
+                "[llm]\nbase_url = \"http://127.0.0.1:8080/v1\"\nmodels = [\"m\"]\n",
+            )?;
+            jail.set_env("AGORA_LLM__MAX_CONCURRENT_PER_EXECUTION", "2");
+            jail.set_env("AGORA_LLM__TOKENIZE", "vllm");
+            let c = load(&Overrides::default()).unwrap();
+            assert_eq!(c.llm.base_url.as_deref(), Some("http://127.0.0.1:8080/v1"));
+            assert_eq!(c.llm.models, vec!["m".to_string()]);
+            assert_eq!(c.llm.max_concurrent_per_execution, 2);
+            assert_eq!(c.llm.tokenize, crate::llm::TokenizeMode::Vllm);
+            assert!(c.to_toml().contains("[llm]"), "{}", c.to_toml());
+            jail.set_env("AGORA_LLM__BASE_URL", "file:///etc/passwd");
+            let e = load(&Overrides::default()).unwrap_err().to_string();
+            assert!(e.contains("llm.base_url"), "{e}");
+            jail.set_env("AGORA_LLM__BASE_URL", "http://127.0.0.1:1/v1");
+            jail.set_env("AGORA_LLM__API_KEYS_ENV", "X");
+            let e = load(&Overrides::default()).unwrap_err().to_string();
+            assert!(e.contains("api_keys_env"), "{e}");
             Ok(())
         });
     }

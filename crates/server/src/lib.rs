@@ -12,6 +12,8 @@ pub mod api_bench;
 pub mod bench;
 /// The typed configuration tree: defaults < `agora.toml` < `AGORA_*` env < flags.
 pub mod config;
+/// The LLM proxy of §10: `/v1/chat/completions` and `/v1/models`, metered per execution.
+pub mod llm;
 /// All state of the world in SQLite or PostgreSQL: ledger, market, attention, events.
 pub mod store;
 /// Opening the world: data directory, store, markets, bootstrap (§8).

@@ -45,6 +45,7 @@ pub async fn open(config: Config) -> Result<World, OpenError> {
     sweep_staging(&root);
     let store = Store::open(&config.effective_database_url()).await?;
     store.setup_markets(config.market_setups()).await?;
+    store.reconcile_llm_holds().await?;
     let genesis = store
         .bootstrap_genesis(Genesis {
             workspaces_root: root,

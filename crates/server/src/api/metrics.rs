@@ -126,6 +126,11 @@ impl Metrics {
         }
     }
 
+    /// The registry, for metrics defined outside this module (the LLM proxy's).
+    pub(crate) fn registry_mut(&mut self) -> &mut Registry {
+        &mut self.registry
+    }
+
     fn observe(&self, method: &str, route: &str, status: u16, seconds: f64) {
         self.requests
             .get_or_create(&RequestLabels {

@@ -70,6 +70,7 @@ pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
         (name = "social", description = "Spawn, messages and the agent directory (§9)"),
         (name = "system", description = "The caller's execution context and the rules"),
         (name = "admin", description = "Operator endpoints"),
+        (name = "llm", description = "The LLM proxy: OpenAI-compatible, metered per execution (§10)"),
         (name = "always", description = "Health, metrics and this document"),
     )
 )]
@@ -105,7 +106,16 @@ impl Modify for SecuritySchemes {
 
 /// The router of the System Service and the OpenAPI document describing it.
 pub fn router(state: ApiState) -> (Router, OpenApi) {
-    let (routes, openapi) = OpenApiRouter::with_openapi(ApiDoc::openapi())
+    // The LLM proxy's routes have their own error shape (OpenAI's), body limit
+    // and timeouts (a generation can take minutes), so they are layered apart.
+    let (llm_routes, llm_openapi) = crate::llm::routes().split_for_parts();
+    let llm_routes = llm_routes
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            metrics::track,
+        ))
+        .layer(middleware::from_fn(crate::llm::openai_shape));
+    let (routes, mut openapi) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(healthz))
         .routes(routes!(metrics::metrics))
         .merge(market::routes())
@@ -115,6 +125,7 @@ pub fn router(state: ApiState) -> (Router, OpenApi) {
         .merge(social::routes())
         .merge(admin::routes())
         .split_for_parts();
+    openapi.merge(llm_openapi);
     let doc = Arc::new(openapi.to_json().unwrap_or_default());
     let router = routes
         .route(
@@ -136,6 +147,7 @@ pub fn router(state: ApiState) -> (Router, OpenApi) {
             REQUEST_TIMEOUT,
         ))
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .merge(llm_routes)
         .with_state(state);
     (router, openapi)
 }

@@ -5,6 +5,7 @@
 use super::metrics::Metrics;
 use super::operator::OperatorAuth;
 use crate::config::Config;
+use crate::llm::LlmProxy;
 use crate::store::Store;
 use std::ops::Deref;
 use std::path::PathBuf;
@@ -22,6 +23,8 @@ pub struct Shared {
     pub config: Config,
     pub operator: OperatorAuth,
     pub metrics: Metrics,
+    /// The LLM proxy: its upstream client (pooled), calls in flight, metrics.
+    pub llm: LlmProxy,
     /// Where agents' workspaces live.
     pub workspaces: PathBuf,
     /// Set once when the service stops: endless answers (event streams) end.
@@ -37,12 +40,21 @@ impl Deref for ApiState {
 
 impl ApiState {
     pub fn new(store: Store, config: Config) -> ApiState {
+        let llm = LlmProxy::new(&config.llm);
+        ApiState::with_llm(store, config, llm)
+    }
+
+    /// [`ApiState::new`] with an LLM proxy built by the caller (benchmarks).
+    pub fn with_llm(store: Store, config: Config, llm: LlmProxy) -> ApiState {
+        let mut metrics = Metrics::new();
+        llm.metrics.register(metrics.registry_mut());
         ApiState(Arc::new(Shared {
+            llm,
             operator: OperatorAuth::new(&config.data_dir),
             workspaces: crate::world::workspaces_root(&config),
             store,
             config,
-            metrics: Metrics::new(),
+            metrics,
             stopping: watch::channel(false).0,
         }))
     }

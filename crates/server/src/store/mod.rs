@@ -25,6 +25,8 @@ mod events;
 mod executions;
 mod idempotency;
 mod ledger;
+/// The LLM proxy's token holds and call records (SPEC §10).
+mod llm;
 mod market;
 mod rows;
 mod social;
@@ -42,6 +44,9 @@ pub use events::{EventRecord, EventType, NewEvent};
 pub use executions::ExecutionRecord;
 pub use idempotency::{Idempotency, OPERATOR_SCOPE};
 pub use ledger::{Balance, TransferRecord, TransferRequest};
+pub use llm::{
+    HoldOutcome, LlmCallRecord, LlmCallStatus, LlmQuota, LlmSettlement, NewLlmCall, UsageSource,
+};
 pub use market::{CycleRecord, HistoryRow, MarketRecord, MarketSetup};
 pub use social::{MessageRecord, SpawnRequest};
 pub use stats::WorldStats;
