@@ -7,6 +7,7 @@
 # image is built first (offline from Debian packages: needs mmdebstrap). A full run
 # (no arguments) then fuzzes the System Service against its own OpenAPI document
 # (scripts/fuzz-api.sh: schemathesis from PyPI in a virtualenv, needs python3-venv).
+# The `openai` package goes into the same virtualenv (scripts/install-openai.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -18,6 +19,17 @@ fi
 # when it exists) rather than inside a test's time limit.
 if docker info >/dev/null 2>&1; then
   cargo run -q -p agora-cli -- runtime build
+fi
+
+# The LLM proxy's real-client test runs the official `openai` Python package from
+# the project's virtualenv; without it that test skips, unless AGORA_REQUIRE_OPENAI
+# is set.
+if [ -z "${AGORA_TEST_PYTHON:-}" ]; then
+  if openai_env="$(scripts/install-openai.sh)"; then
+    export "$openai_env"
+  elif [ -n "${AGORA_REQUIRE_OPENAI:-}" ]; then
+    exit 1
+  fi
 fi
 
 cargo nextest run --workspace --no-fail-fast "$@"

@@ -6,6 +6,7 @@
 
 mod api;
 mod harness;
+mod llm;
 mod store_contract;
 mod store_model;
 mod world;

@@ -84,15 +84,25 @@ pub fn test_bundle() -> Bundle {
 impl TestApi {
     /// Serves the API over `t` on 127.0.0.1 at a random port.
     pub async fn start(t: TestStore) -> TestApi {
+        TestApi::start_with(t, Config::default(), ApiState::new).await
+    }
+
+    /// [`TestApi::start`] with `config` (its data directory set to the test's)
+    /// and the state made by `state` (e.g. with an LLM proxy of the test's).
+    pub async fn start_with(
+        t: TestStore,
+        config: Config,
+        state: impl FnOnce(agora_server::store::Store, Config) -> ApiState,
+    ) -> TestApi {
         let config = Config {
             data_dir: t.dir.path().to_path_buf(),
-            ..Config::default()
+            ..config
         };
         let operator = match operator::ensure(&config.data_dir).unwrap() {
             operator::Ensured::Created(tok) => tok,
             operator::Ensured::Existing => panic!("fresh data dir had a token"),
         };
-        let state = ApiState::new(t.store.clone(), config);
+        let state = state(t.store.clone(), config);
         let (router, _) = api::router(state.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
