@@ -3,6 +3,7 @@
 mod bench;
 mod commands;
 mod runtime;
+mod up;
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
@@ -36,7 +37,7 @@ pub enum Command {
     /// Run the system: open the store, migrate, bootstrap the world on first start
     /// (markets, genesis agent, its grant and first bid), create the operator token
     /// (printed once), and serve the System Service until Ctrl-C or SIGTERM.
-    Up(commands::UpArgs),
+    Up(up::UpArgs),
     /// Check every ledger invariant against the database; exits 1 naming each
     /// violation.
     Audit(commands::AuditArgs),

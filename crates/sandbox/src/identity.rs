@@ -2,7 +2,7 @@
 //! to that uid before launch.
 //!
 //! When the orchestrator runs as root, each agent gets its own unprivileged uid
-//! (`100000 + agent id`, stable across executions). That buys three things no other
+//! (`base + agent id`, base 100000 unless configured, stable across executions). That buys three things no other
 //! mechanism gives both backends: RLIMIT_NPROC counts per agent instead of host-wide,
 //! another agent's 0700 workspace is unreadable even without a mount namespace, and a
 //! process that escaped its process group can still be found and killed by uid.
@@ -31,8 +31,10 @@ pub struct AgentUser {
 }
 
 impl AgentUser {
-    /// The identity for `agent` on this host.
-    pub fn for_agent(agent: AgentId) -> Result<AgentUser, SandboxError> {
+    /// The identity for `agent` on this host, agents' uids starting at `base`. Two
+    /// worlds on one host need disjoint ranges: the uid sweep of one would otherwise
+    /// kill the other's agents.
+    pub fn for_agent(agent: AgentId, base: u32) -> Result<AgentUser, SandboxError> {
         let euid = rustix::process::geteuid().as_raw();
         if euid != 0 {
             let gid = rustix::process::getegid().as_raw();
@@ -44,7 +46,7 @@ impl AgentUser {
         }
         let id = u32::try_from(agent.0)
             .ok()
-            .and_then(|a| a.checked_add(AGENT_UID_BASE))
+            .and_then(|a| a.checked_add(base))
             .filter(|uid| *uid < u32::MAX - 1)
             .ok_or_else(|| {
                 SandboxError::InvalidSpec(format!("agent id {agent} has no uid mapping"))
@@ -122,11 +124,11 @@ mod tests {
 
     #[test]
     fn root_maps_each_agent_to_its_own_uid() {
-        let u = AgentUser::for_agent(AgentId(7)).unwrap();
+        let u = AgentUser::for_agent(AgentId(7), AGENT_UID_BASE).unwrap();
         if rustix::process::geteuid().is_root() {
             assert_eq!(u.uid, AGENT_UID_BASE + 7);
             assert!(u.separated);
-            assert!(AgentUser::for_agent(AgentId(-1)).is_err());
+            assert!(AgentUser::for_agent(AgentId(-1), AGENT_UID_BASE).is_err());
         } else {
             assert!(!u.separated);
         }
@@ -143,7 +145,7 @@ mod tests {
         fs::create_dir(ws.path().join("sub")).unwrap();
         fs::write(ws.path().join("sub/f"), "x").unwrap();
         std::os::unix::fs::symlink(outside.path(), ws.path().join("link")).unwrap();
-        let u = AgentUser::for_agent(AgentId(3)).unwrap();
+        let u = AgentUser::for_agent(AgentId(3), AGENT_UID_BASE).unwrap();
         u.hand_over(ws.path(), sock.path()).unwrap();
         let uid = |p: &Path| fs::symlink_metadata(p).unwrap().uid();
         assert_eq!(uid(&ws.path().join("sub/f")), u.uid);

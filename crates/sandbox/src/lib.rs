@@ -49,7 +49,7 @@ pub use reconcile::Leftover;
 pub use runtime_image::{
     build_runtime_image, runtime_image_tag, BuildPreference, ImageBuild, ImageBuildMethod,
 };
-pub use spec::{ExecutionSpec, Limits, ReadonlyMount, SandboxView};
+pub use spec::{ExecutionSpec, Limits, ReadonlyMount, SandboxView, SOCKET_FILE};
 
 /// One way of running executions. Object-safe so the orchestrator can hold an
 /// `Arc<dyn ExecutionSandbox>` chosen at start-up.

@@ -56,6 +56,8 @@ pub struct ProcessOptions {
     pub bwrap: BwrapMode,
     /// How often group CPU time and memory are read from /proc.
     pub poll_interval: Duration,
+    /// First uid of agents when running as root (see [`AgentUser`]).
+    pub agent_uid_base: u32,
 }
 
 impl Default for ProcessOptions {
@@ -63,6 +65,7 @@ impl Default for ProcessOptions {
         ProcessOptions {
             bwrap: BwrapMode::Auto,
             poll_interval: Duration::from_millis(100),
+            agent_uid_base: crate::identity::AGENT_UID_BASE,
         }
     }
 }
@@ -199,7 +202,7 @@ impl ProcessSandbox {
                 "debug mode needs the docker backend (ADR 006)".into(),
             ));
         }
-        let user = AgentUser::for_agent(spec.agent)?;
+        let user = AgentUser::for_agent(spec.agent, self.opts.agent_uid_base)?;
         {
             let (ws, sock) = (spec.workspace.clone(), spec.socket_dir.clone());
             tokio::task::spawn_blocking(move || user.hand_over(&ws, &sock))

@@ -3,6 +3,7 @@
 //! its password wherever the configuration is printed.
 
 use crate::llm::LlmConfig;
+use crate::orchestrator::SandboxChoice;
 use crate::store::{redact, MarketSetup};
 use agora_core::attention::RewardRates;
 use agora_core::pricing::{PriceBounds, PricePolicy};
@@ -55,6 +56,30 @@ pub struct Config {
     pub genesis: GenesisConfig,
     /// The LLM proxy's upstream and limits (SPEC §10).
     pub llm: LlmConfig,
+    pub orchestrator: OrchestratorConfig,
+}
+
+/// The Orchestrator's loop and sandbox (SPEC §6, §8).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct OrchestratorConfig {
+    /// `auto` (docker when it works here, else process), `docker` or `process`.
+    pub sandbox: SandboxChoice,
+    /// Sandboxes starting at once; winners beyond it wait their turn.
+    pub max_concurrent_launches: usize,
+    /// When agora runs as root, agent N runs as uid `agent_uid_base + N`. Worlds
+    /// sharing a host need disjoint ranges.
+    pub agent_uid_base: u32,
+}
+
+impl Default for OrchestratorConfig {
+    fn default() -> Self {
+        OrchestratorConfig {
+            sandbox: SandboxChoice::Auto,
+            max_concurrent_launches: 4,
+            agent_uid_base: 100_000,
+        }
+    }
 }
 
 /// The genesis agent's first bid, placed at bootstrap (SPEC §8).
@@ -175,6 +200,7 @@ impl Default for Config {
             limits: LimitsConfig::default(),
             genesis: GenesisConfig::default(),
             llm: LlmConfig::default(),
+            orchestrator: OrchestratorConfig::default(),
         }
     }
 }
@@ -268,6 +294,7 @@ pub struct Overrides {
     pub listen: Option<String>,
     pub database_url: Option<String>,
     pub cycle_interval_ms: Option<u64>,
+    pub sandbox: Option<SandboxChoice>,
 }
 
 impl Config {
@@ -324,6 +351,9 @@ impl Config {
         if let Some(v) = overrides.cycle_interval_ms {
             fig = fig.merge(Serialized::default("market.cycle_interval_ms", v));
         }
+        if let Some(v) = overrides.sandbox {
+            fig = fig.merge(Serialized::default("orchestrator.sandbox", v));
+        }
         let mut config: Config = fig
             .extract()
             .map_err(|e| ConfigError::Load(figment_message(e)))?;
@@ -351,6 +381,18 @@ impl Config {
             return Err(invalid(
                 "attention.prompt_ttl_seconds",
                 "must be at least 1",
+            ));
+        }
+        if self.orchestrator.max_concurrent_launches == 0 {
+            return Err(invalid(
+                "orchestrator.max_concurrent_launches",
+                "must be at least 1",
+            ));
+        }
+        if self.orchestrator.agent_uid_base < 1000 {
+            return Err(invalid(
+                "orchestrator.agent_uid_base",
+                "must be at least 1000, above system and login accounts",
             ));
         }
         let m = &self.market;
@@ -503,12 +545,14 @@ impl Config {
     }
 
     /// The markets as the store sets them up. CPU supply defaults to host cores ×
-    /// cycle seconds (SPEC §5).
+    /// cycle seconds (SPEC §5), counting at least one second per cycle: executions
+    /// outlive short cycles, and at 100 ms a supply of 0.2 CPU-seconds would let no
+    /// ordinary bundle ever win (docs/decisions.md).
     pub fn market_setups(&self) -> Vec<MarketSetup> {
         let cores = std::thread::available_parallelism()
             .map(|n| n.get())
             .unwrap_or(1) as f64;
-        let cycle_s = self.market.cycle_interval_ms as f64 / 1000.0;
+        let cycle_s = (self.market.cycle_interval_ms as f64 / 1000.0).max(1.0);
         self.market_entries()
             .into_iter()
             .map(|(r, e)| {

@@ -14,6 +14,9 @@ pub mod bench;
 pub mod config;
 /// The LLM proxy of §10: `/v1/chat/completions` and `/v1/models`, metered per execution.
 pub mod llm;
+/// The Orchestrator of §8: the allocation loop, launching and recording executions,
+/// crash recovery, the genesis template.
+pub mod orchestrator;
 /// All state of the world in SQLite or PostgreSQL: ledger, market, attention, events.
 pub mod store;
 /// Opening the world: data directory, store, markets, bootstrap (§8).

@@ -57,8 +57,11 @@ pub async fn open(config: Config) -> Result<World, OpenError> {
         })
         .await?;
     let agent = store.agent(genesis.genesis).await?;
+    // Also after a crash between the bootstrap transaction and this line: an empty
+    // workspace is filled, one the agent has written to is left alone.
     let ws = PathBuf::from(&agent.workspace);
-    std::fs::create_dir_all(&ws).map_err(|source| OpenError::Io { path: ws, source })?;
+    crate::orchestrator::template::install_genesis(&ws)
+        .map_err(|source| OpenError::Io { path: ws, source })?;
     Ok(World {
         config,
         store,

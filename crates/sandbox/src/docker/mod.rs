@@ -45,6 +45,8 @@ pub struct DockerOptions {
     /// How often the CPU budget is checked; the budget can be overshot by at most this
     /// times the CPU rate.
     pub poll_interval: Duration,
+    /// First uid of agents when running as root (see [`crate::AgentUser`]).
+    pub agent_uid_base: u32,
 }
 
 impl Default for DockerOptions {
@@ -53,6 +55,7 @@ impl Default for DockerOptions {
             image: crate::runtime_image_tag(),
             instance: "default".into(),
             poll_interval: Duration::from_millis(100),
+            agent_uid_base: crate::identity::AGENT_UID_BASE,
         }
     }
 }
@@ -159,7 +162,7 @@ impl DockerSandbox {
 
     async fn launch_inner(&self, spec: ExecutionSpec) -> Result<RunningExecution, SandboxError> {
         spec.validate()?;
-        let user = AgentUser::for_agent(spec.agent)?;
+        let user = AgentUser::for_agent(spec.agent, self.opts.agent_uid_base)?;
         if user.uid == 0 {
             return Err(SandboxError::InvalidSpec(
                 "refusing to run an agent as root".into(),

@@ -8,7 +8,6 @@ use super::error::{Rejection, StoreError, StoreResult};
 use super::events::{self, EventType, NewEvent};
 use super::ledger::{post_hold, Refs};
 use super::rows::{bundle_from, db_qty};
-use super::tokens;
 use super::{now_micros, Store};
 use agora_core::lifecycle::{self, AgentStatus, DeathReason, ExecutionStatus};
 use agora_core::{Account, AgentId, BidId, Bundle, Cycle, ExecutionId, Resource};
@@ -34,11 +33,11 @@ pub struct ExecutionRecord {
     pub tokens_used: i64,
 }
 
-const EXECUTION_COLUMNS: &str = "id, agent_id, bid_id, cpu_millis, memory_mb, tokens, \
+pub(super) const EXECUTION_COLUMNS: &str = "id, agent_id, bid_id, cpu_millis, memory_mb, tokens, \
      attention_ppm, wall_millis, cycle, status, exit_code, termination_reason, created_at, \
      started_at, ended_at, tokens_used";
 
-fn execution_from(r: &sqlx::any::AnyRow) -> StoreResult<ExecutionRecord> {
+pub(super) fn execution_from(r: &sqlx::any::AnyRow) -> StoreResult<ExecutionRecord> {
     let status: String = r.try_get("status")?;
     Ok(ExecutionRecord {
         id: ExecutionId(r.try_get("id")?),
@@ -133,80 +132,6 @@ impl Store {
             .fetch_optional(self.reader())
             .await?;
         execution_from(&row.ok_or(Rejection::UnknownExecution(id))?)
-    }
-
-    /// Records how an execution ended, releases its memory, and applies law 2: if
-    /// no pending bid would wake the agent again, it dies (`no_bid`). Returns the
-    /// death, if any. Finishing an execution twice changes nothing the second time.
-    pub async fn finish_execution(
-        &self,
-        id: ExecutionId,
-        status: ExecutionStatus,
-        exit_code: Option<i64>,
-        reason: Option<String>,
-    ) -> StoreResult<Option<DeathReason>> {
-        let death = self.write_tx(move |c| {
-            let reason = reason.clone();
-            Box::pin(async move {
-                let sql = format!("SELECT {EXECUTION_COLUMNS} FROM executions WHERE id = $1");
-                let row = sqlx::query(&sql).bind(id.0).fetch_optional(&mut *c).await?;
-                let exec = execution_from(&row.ok_or(Rejection::UnknownExecution(id))?)?;
-                if !exec.status.is_active() || !status.is_terminal() {
-                    return Ok(None);
-                }
-                let now = now_micros();
-                sqlx::query(
-                    "UPDATE executions SET status = $1, exit_code = $2, termination_reason = $3, ended_at = $4 \
-                     WHERE id = $5",
-                )
-                .bind(status.as_str())
-                .bind(exit_code)
-                .bind(reason.as_deref())
-                .bind(now)
-                .bind(id.0)
-                .execute(&mut *c)
-                .await?;
-                sqlx::query("UPDATE markets SET in_use = in_use - $1 WHERE resource = 'memory_mb' AND in_use >= $1")
-                    .bind(db_qty(exec.bundle.get(Resource::MemoryMb)))
-                    .execute(&mut *c)
-                    .await?;
-                sqlx::query(
-                    "UPDATE agents SET execution_count = execution_count + 1, last_execution_at = $1 WHERE id = $2",
-                )
-                .bind(now)
-                .bind(exec.agent.0)
-                .execute(&mut *c)
-                .await?;
-                tokens::revoke_in(c, id).await?;
-                events::append(
-                    c,
-                    NewEvent::new(
-                        EventType::ExecutionFinished,
-                        "orchestrator",
-                        Some(exec.agent),
-                        json!({"execution_id": id.0, "status": status, "exit_code": exit_code}),
-                    )
-                    .in_cycle(Cycle(exec.cycle)),
-                )
-                .await?;
-                let pending: i64 = sqlx::query_scalar(
-                    "SELECT COUNT(*) FROM bids WHERE beneficiary_id = $1 AND status = 'pending'",
-                )
-                .bind(exec.agent.0)
-                .fetch_one(&mut *c)
-                .await?;
-                match lifecycle::death_after_execution(pending > 0) {
-                    Some(death) => {
-                        kill(c, exec.agent, death, None).await?;
-                        Ok(Some(death))
-                    }
-                    None => Ok(None),
-                }
-            })
-        })
-        .await;
-        self.tokens.evict(id);
-        death
     }
 
     /// The cull of §8: every alive agent with no pending bid and nothing scheduled

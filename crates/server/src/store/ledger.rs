@@ -57,7 +57,7 @@ pub struct TransferRequest {
 }
 
 /// An agent's money: `available = balance − held`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Balance {
     pub balance: Credits,
     pub held: Credits,

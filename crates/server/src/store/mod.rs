@@ -29,6 +29,7 @@ mod ledger;
 mod llm;
 mod market;
 mod rows;
+mod runs;
 mod social;
 mod stats;
 mod tokens;
@@ -48,6 +49,7 @@ pub use llm::{
     HoldOutcome, LlmCallRecord, LlmCallStatus, LlmQuota, LlmSettlement, NewLlmCall, UsageSource,
 };
 pub use market::{CycleRecord, HistoryRow, MarketRecord, MarketSetup};
+pub use runs::{Ended, ExecutionEnd};
 pub use social::{MessageRecord, SpawnRequest};
 pub use stats::WorldStats;
 pub use tokens::{hash_token, random_token, TokenHash, TokenIdentity, EXECUTION_TOKEN_PREFIX};

@@ -4,6 +4,8 @@
 
 #![allow(clippy::unwrap_used)]
 
+mod economy;
+
 use sqlx::{Connection, Executor};
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpStream;
@@ -54,12 +56,25 @@ struct Up {
 }
 
 impl Up {
-    /// Starts `agora up --listen 127.0.0.1:0` and waits until it says it is ready.
+    /// Starts `agora up --listen 127.0.0.1:0 --sandbox process` and waits until it
+    /// says it is ready.
     fn start(data_dir: &Path) -> Up {
+        Up::start_with(data_dir, &["--sandbox", "process"], &[])
+    }
+
+    /// Starts `agora up --listen 127.0.0.1:0` with more arguments and environment,
+    /// and waits until it says it is ready.
+    fn start_with(data_dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Up {
         let mut child = Command::new(env!("CARGO_BIN_EXE_agora"))
             .arg("--data-dir")
             .arg(data_dir)
             .args(["up", "--listen", "127.0.0.1:0"])
+            .args(args)
+            .env(
+                "AGORA_ORCHESTRATOR__AGENT_UID_BASE",
+                uid_base(data_dir).to_string(),
+            )
+            .envs(env.iter().copied())
             .env_remove("DATABASE_URL")
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
@@ -78,8 +93,9 @@ impl Up {
             if line.contains("Press Ctrl-C") {
                 break;
             }
+            // The first docker start builds the runtime image.
             assert!(
-                start.elapsed() < Duration::from_secs(60),
+                start.elapsed() < Duration::from_secs(300),
                 "agora up never got ready"
             );
         }
@@ -112,6 +128,21 @@ impl Up {
         assert!(exit.success(), "agora up exits 0 on Ctrl-C: {}", self.seen);
         self.seen
     }
+}
+
+/// A uid range of its own for each world the tests start, so that worlds running
+/// side by side as root (nextest runs each test in its own process) never sweep
+/// each other's agents; the same data dir keeps its range across restarts.
+fn uid_base(data_dir: &Path) -> u32 {
+    use std::collections::HashMap;
+    use std::sync::Mutex;
+    static BASES: Mutex<Option<HashMap<std::path::PathBuf, u32>>> = Mutex::new(None);
+    let mut bases = BASES.lock().unwrap();
+    let bases = bases.get_or_insert_with(HashMap::new);
+    let slot = (std::process::id() % 100_000) * 16 + bases.len() as u32 % 16;
+    *bases
+        .entry(data_dir.to_path_buf())
+        .or_insert(1_000_000 + slot * 1000)
 }
 
 /// Waits for a child to exit, killing it and failing the test after `limit`.

@@ -1,0 +1,498 @@
+//! A living economy through `agora up` (SPEC §8, §9): the genesis agent executing
+//! cycle after cycle and earning from a scripted human, spawning children that run
+//! on their own bids, law 2 and expiry killing agents, the loop never waiting for the
+//! human, docker executions in real containers, and SIGKILLs at random moments that
+//! leave the ledger exact and nothing behind.
+
+use super::{agora, stdout, wait_at_most, Up};
+use serde_json::{json, Value};
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// One HTTP/1.1 request with an optional JSON body; the status and the JSON answer
+/// (Null when the body is not JSON).
+pub fn call(
+    addr: &str,
+    method: &str,
+    path: &str,
+    token: &str,
+    body: Option<&Value>,
+) -> (u16, Value) {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    let body = body.map(|b| b.to_string()).unwrap_or_default();
+    write!(
+        s,
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {token}\r\n\
+         Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut text = String::new();
+    s.read_to_string(&mut text).unwrap();
+    let status = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or_else(|| panic!("not an HTTP answer: {text:?}"));
+    let body = text.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or("");
+    (status, serde_json::from_str(body).unwrap_or(Value::Null))
+}
+
+/// A running world: `agora up` with the operator's view of it.
+struct World {
+    up: Up,
+    addr: String,
+    token: String,
+}
+
+impl World {
+    /// `agora up` on the process backend with a 200 ms cycle, plus `args`/`env`.
+    fn start(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> World {
+        let mut all = vec!["--cycle-interval-ms", "200"];
+        if !args.contains(&"--sandbox") {
+            all.extend(["--sandbox", "process"]);
+        }
+        all.extend(args);
+        let up = Up::start_with(dir, &all, env);
+        let addr = up.addr();
+        let token = std::fs::read_to_string(dir.join("operator.token"))
+            .unwrap()
+            .trim()
+            .to_string();
+        World { up, addr, token }
+    }
+
+    fn get(&self, path: &str) -> Value {
+        let (status, v) = call(&self.addr, "GET", path, &self.token, None);
+        assert_eq!(status, 200, "GET {path}: {v}");
+        v
+    }
+
+    fn post(&self, path: &str, body: &Value) -> (u16, Value) {
+        call(&self.addr, "POST", path, &self.token, Some(body))
+    }
+
+    fn agent(&self, id: i64) -> Value {
+        self.get(&format!("/admin/agents/{id}"))
+    }
+
+    fn agents(&self) -> Vec<Value> {
+        self.get("/admin/agents?limit=1000")
+            .as_array()
+            .unwrap()
+            .clone()
+    }
+
+    /// The scripted human: rates the active prompt, if any, with `score` on all
+    /// three scales. Returns whether it rated one.
+    fn rate_active(&self, score: i64) -> bool {
+        let q = self.get("/human/queue");
+        let Some(id) = q["active"]["id"].as_i64() else {
+            return false;
+        };
+        let (status, v) = self.post(
+            "/human/reward",
+            &json!({"prompt_id": id, "interesting": score, "useful": score,
+                    "understandable": score, "reason": "scripted human"}),
+        );
+        // The prompt can expire or be rated between the two requests.
+        assert!(
+            status == 200 || status == 201 || status == 409,
+            "reward: {status} {v}"
+        );
+        status != 409
+    }
+
+    /// Polls `done` every 100 ms (rating prompts when `human` is set) until it holds;
+    /// fails with `what` after `limit`.
+    fn wait_for(
+        &self,
+        what: &str,
+        limit: Duration,
+        human: Option<i64>,
+        mut done: impl FnMut(&World) -> bool,
+    ) {
+        let start = Instant::now();
+        while !done(self) {
+            if let Some(score) = human {
+                self.rate_active(score);
+            }
+            assert!(start.elapsed() < limit, "{what}: not within {limit:?}");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// The last cycle that began, from `/metrics`.
+    fn cycle(&self) -> i64 {
+        let mut s = TcpStream::connect(&self.addr).unwrap();
+        write!(
+            s,
+            "GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+        )
+        .unwrap();
+        let mut text = String::new();
+        s.read_to_string(&mut text).unwrap();
+        text.lines()
+            .find(|l| l.starts_with("agora_cycle "))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|n| n.parse::<f64>().ok())
+            .unwrap_or_else(|| panic!("no agora_cycle in /metrics")) as i64
+    }
+}
+
+fn balance(agent: &Value) -> f64 {
+    agent["balance"]["balance"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap()
+}
+
+fn executions(agent: &Value) -> i64 {
+    agent["agent"]["execution_count"].as_i64().unwrap()
+}
+
+fn audit_clean(dir: &Path) {
+    let o = agora(dir, &["audit"]);
+    assert!(
+        o.status.success() && stdout(&o).contains("audit clean"),
+        "{}",
+        stdout(&o)
+    );
+}
+
+fn docker_available() -> bool {
+    let ok = Command::new("docker")
+        .arg("info")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(
+        ok || std::env::var_os("AGORA_REQUIRE_DOCKER").is_none(),
+        "Docker is required (AGORA_REQUIRE_DOCKER is set) but does not answer"
+    );
+    ok
+}
+
+#[test]
+fn genesis_lives_on_the_process_backend_and_earns_from_the_human() {
+    let dir = tempfile::tempdir().unwrap();
+    let w = World::start(dir.path(), &[], &[]);
+    let rated = std::cell::Cell::new(0);
+    w.wait_for(
+        "10 executions of genesis",
+        Duration::from_secs(120),
+        None,
+        |w| {
+            if w.rate_active(10) {
+                rated.set(rated.get() + 1);
+            }
+            executions(&w.agent(1)) >= 10
+        },
+    );
+    let g = w.agent(1);
+    assert_eq!(g["agent"]["status"], "alive", "{g}");
+    assert!(rated.get() >= 1, "genesis prompted the human at least once");
+    // Each well-rated prompt mints 1,500 credits; what genesis spent on ten
+    // executions and its prompts is far less.
+    assert!(balance(&g) > 1000.0, "balance rose: {g}");
+    let earned: f64 = g["agent"]["total_credits_earned"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(earned >= 1500.0, "{g}");
+    let out = w.up.interrupt();
+    assert!(out.contains("backend=process"), "{out}");
+    audit_clean(dir.path());
+    // A clean stop leaves nothing scheduled or running.
+    let log = std::fs::read_to_string(dir.path().join("system.log")).unwrap();
+    assert!(
+        log.contains("[genesis]"),
+        "the agent's reasoning is in system.log"
+    );
+    assert!(log.contains("cycle 1:"), "one line per cycle");
+}
+
+#[test]
+fn genesis_spawns_children_that_live_on_their_own_bids() {
+    let dir = tempfile::tempdir().unwrap();
+    let w = World::start(dir.path(), &[], &[]);
+    w.wait_for(
+        "3 agents alive at once, a child executed, a transfer between agents",
+        Duration::from_secs(240),
+        Some(10),
+        |w| {
+            let agents = w.agents();
+            let alive = agents
+                .iter()
+                .filter(|a| a["agent"]["status"] == "alive")
+                .count();
+            let child_ran = agents.iter().any(|a| {
+                a["agent"]["parent"].is_i64() && a["agent"]["execution_count"].as_i64() > Some(0)
+            });
+            let transfers = w.get("/admin/transactions?limit=1000");
+            let transferred = transfers
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|t| t["kind"] == "transfer");
+            alive >= 3 && child_ran && transferred
+        },
+    );
+    // The children woke on bids they (or their parent, at spawn) placed.
+    let child = w
+        .agents()
+        .into_iter()
+        .find(|a| a["agent"]["parent"] == 1 && a["agent"]["execution_count"].as_i64() > Some(0))
+        .unwrap();
+    let detail = w.agent(child["agent"]["id"].as_i64().unwrap());
+    assert!(
+        detail["executions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["status"] == "succeeded"),
+        "{detail}"
+    );
+    w.up.interrupt();
+    audit_clean(dir.path());
+}
+
+#[test]
+fn law_two_and_expiry_kill_agents() {
+    let dir = tempfile::tempdir().unwrap();
+    // Memory supply 1000 MB: a bundle of 2000 MB is valid but never fits.
+    let w = World::start(
+        dir.path(),
+        &[],
+        &[
+            ("AGORA_MARKET__MEMORY_MB__SUPPLY", "1000"),
+            ("AGORA_ECONOMY__BID_TTL_CYCLES", "5"),
+        ],
+    );
+    let create = |main: &str, memory: u64| {
+        let (status, v) = w.post(
+            "/admin/agents",
+            &json!({"files": [{"path": "main.py", "content": main}],
+                    "initial_credits": "500",
+                    "bid": {"bundle": {"cpu_seconds": 0.5, "memory_mb": memory}, "amount": "300"}}),
+        );
+        assert_eq!(status, 201, "{v}");
+        v["agent"]["id"]
+            .as_i64()
+            .or_else(|| v["id"].as_i64())
+            .unwrap_or_else(|| panic!("{v}"))
+    };
+    let quitter = create("print('leaving without a bid')\n", 64);
+    let stranded = create("print('never runs')\n", 2000);
+    w.wait_for("both dead", Duration::from_secs(60), None, |w| {
+        w.agent(quitter)["agent"]["status"] == "dead"
+            && w.agent(stranded)["agent"]["status"] == "dead"
+    });
+    let q = w.agent(quitter);
+    assert_eq!(q["agent"]["death_reason"], "no_bid", "{q}");
+    assert_eq!(executions(&q), 1, "{q}");
+    let s = w.agent(stranded);
+    assert_eq!(executions(&s), 0, "{s}");
+    assert_eq!(s["agent"]["death_reason"], "culled", "{s}");
+    assert!(
+        s["bids"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|b| b["status"] == "expired"),
+        "{s}"
+    );
+    w.up.interrupt();
+    audit_clean(dir.path());
+}
+
+#[test]
+fn the_loop_never_waits_for_the_human() {
+    let dir = tempfile::tempdir().unwrap();
+    let w = World::start(dir.path(), &[], &[]);
+    // Wait until genesis has a prompt in front of the human, and never rate it.
+    w.wait_for("a prompt waiting", Duration::from_secs(60), None, |w| {
+        w.get("/human/queue")["active"].is_object()
+    });
+    let (c0, t0) = (w.cycle(), Instant::now());
+    std::thread::sleep(Duration::from_secs(3));
+    let (c1, dt) = (w.cycle(), t0.elapsed());
+    let expected = dt.as_millis() as i64 / 200;
+    assert!(
+        c1 - c0 >= expected * 7 / 10,
+        "{} cycles in {dt:?} with a 200 ms interval while a prompt waited",
+        c1 - c0
+    );
+    assert!(w.get("/human/queue")["active"].is_object(), "still unrated");
+    w.up.interrupt();
+}
+
+#[test]
+fn genesis_executes_in_real_containers() {
+    if !docker_available() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let w = World::start(dir.path(), &["--sandbox", "docker"], &[]);
+    w.wait_for(
+        "3 executions in containers",
+        Duration::from_secs(180),
+        Some(10),
+        |w| executions(&w.agent(1)) >= 3,
+    );
+    let g = w.agent(1);
+    assert_eq!(g["agent"]["status"], "alive", "{g}");
+    let id = g["executions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["status"] == "succeeded")
+        .unwrap()["id"]
+        .as_i64()
+        .unwrap();
+    let log = w.get(&format!("/admin/executions/{id}/log"));
+    assert!(log.to_string().contains("backend=docker"), "{log}");
+    let out = w.up.interrupt();
+    assert!(out.contains("backend=docker"), "{out}");
+    audit_clean(dir.path());
+    assert_no_leftovers(dir.path());
+}
+
+/// No container labelled with this world and no agent process is left.
+fn assert_no_leftovers(dir: &Path) {
+    let ws = dir.join("workspaces");
+    let ps = Command::new("ps")
+        .args(["-eo", "pid,args"])
+        .output()
+        .unwrap();
+    let procs = String::from_utf8_lossy(&ps.stdout);
+    let left: Vec<&str> = procs
+        .lines()
+        .filter(|l| l.contains("main.py") && l.contains(&*ws.to_string_lossy()))
+        .collect();
+    assert!(left.is_empty(), "agent processes left: {left:?}");
+    if Command::new("docker")
+        .arg("info")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+    {
+        let instance = agora_server::orchestrator::backend::instance_name(dir);
+        let out = Command::new("docker")
+            .args([
+                "ps",
+                "-aq",
+                "--filter",
+                &format!("label=agora.instance={instance}"),
+            ])
+            .output()
+            .unwrap();
+        assert!(
+            String::from_utf8_lossy(&out.stdout).trim().is_empty(),
+            "containers left for {instance}"
+        );
+    }
+}
+
+/// SIGKILLs `agora up` at pseudo-random moments across the cycle's phases, 24 times,
+/// restarting it each time; the ledger stays exact, nothing is left scheduled or
+/// running, no agent process or container survives, and the economy carries on.
+fn crash_repeatedly(sandbox: &str, rounds: u64) {
+    let dir = tempfile::tempdir().unwrap();
+    let args = ["--sandbox", sandbox];
+    // Warm up: the world exists and genesis has executed once.
+    let w = World::start(dir.path(), &args, &[]);
+    w.wait_for("a first execution", Duration::from_secs(120), None, |w| {
+        executions(&w.agent(1)) >= 1
+    });
+    w.up.interrupt();
+    let mut seed = 0x9e37_79b9_7f4a_7c15u64 ^ u64::from(std::process::id());
+    for round in 0..rounds {
+        let mut w = World::start(dir.path(), &args, &[]);
+        // Spread kill points over several cycles (200 ms each) and their phases.
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        let delay = Duration::from_millis(seed % 1300);
+        std::thread::sleep(delay);
+        if round % 3 == 0 {
+            w.rate_active(10);
+        }
+        w.up.child.kill().unwrap(); // SIGKILL
+        wait_at_most(&mut w.up.child, Duration::from_secs(10));
+        audit_clean(dir.path());
+    }
+    // The economy carries on after the last crash.
+    let w = World::start(dir.path(), &args, &[]);
+    let before = executions(&w.agent(1));
+    w.wait_for(
+        "genesis executing again",
+        Duration::from_secs(120),
+        Some(10),
+        |w| {
+            let g = w.agent(1);
+            g["agent"]["status"] == "dead" || executions(&g) > before
+        },
+    );
+    let agents = w.agents();
+    assert!(
+        agents.iter().any(|a| a["agent"]["status"] == "alive"),
+        "someone is alive"
+    );
+    w.up.interrupt();
+    audit_clean(dir.path());
+    assert_no_leftovers(dir.path());
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let url = format!(
+            "sqlite://{}?mode=rwc",
+            dir.path().join("agora.db").display()
+        );
+        let store = agora_server::store::Store::open(&url).await.unwrap();
+        let active = store.active_executions().await.unwrap();
+        assert!(active.is_empty(), "stuck executions: {active:?}");
+        store.close().await;
+    });
+}
+
+#[test]
+fn sigkill_at_random_moments_leaves_the_economy_exact_on_the_process_backend() {
+    crash_repeatedly("process", 24);
+}
+
+#[test]
+fn sigkill_with_containers_running_leaves_none_behind() {
+    if !docker_available() {
+        return;
+    }
+    crash_repeatedly("docker", 6);
+}
+
+#[test]
+fn up_prints_where_everything_is() {
+    let dir = tempfile::tempdir().unwrap();
+    let w = World::start(dir.path(), &[], &[]);
+    let out = w.up.interrupt();
+    for what in [
+        "System Service: http://",
+        "system log:",
+        "operator token:",
+        "sandbox:",
+        "LLM proxy:",
+        "genesis:",
+    ] {
+        assert!(out.contains(what), "{what} in {out}");
+    }
+    // A restart resumes the same world.
+    let w = World::start(dir.path(), &[], &[]);
+    let out = w.up.interrupt();
+    assert!(out.contains("genesis:   agent 1 (resumed)"), "{out}");
+}

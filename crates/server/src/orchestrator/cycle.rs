@@ -1,0 +1,118 @@
+//! One allocation cycle (SPEC §8 steps 1–5): expire, clear, allocate each winner in
+//! its own transaction, hand winners to their launch tasks, move prices and write
+//! the history row, cull. It never waits for an execution or for the human.
+
+use super::Inner;
+use crate::store::{CycleRecord, StoreResult};
+use agora_core::clearing::{clear, ClearingInput};
+use agora_core::pricing::next_prices;
+use agora_core::{Credits, Cycle, Resource};
+use std::fmt;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// What one cycle did; its `Display` is the cycle's line in system.log.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CycleSummary {
+    pub cycle: Cycle,
+    pub expired_bids: u64,
+    pub expired_prompts: usize,
+    pub pending_bids: usize,
+    /// Executions created (and handed to the sandbox).
+    pub allocated: usize,
+    pub culled: usize,
+    pub utilisation: [f64; 4],
+    /// New prices in µcr per unit.
+    pub prices: [i64; 4],
+    /// The loop's own time for this cycle (executions run beside it).
+    pub took: Duration,
+}
+
+impl fmt::Display for CycleSummary {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "cycle {}: {} pending, {} allocated, {} bids and {} prompts expired, {} culled; ",
+            self.cycle,
+            self.pending_bids,
+            self.allocated,
+            self.expired_bids,
+            self.expired_prompts,
+            self.culled
+        )?;
+        for r in Resource::ALL {
+            let i = r.index();
+            write!(
+                f,
+                "{} {:.0}% @ {} ",
+                r.as_str(),
+                self.utilisation[i] * 100.0,
+                Credits::from_micros(self.prices[i])
+            )?;
+        }
+        write!(f, "({:.1} ms)", self.took.as_secs_f64() * 1000.0)
+    }
+}
+
+/// Runs one cycle. Winners are launched by tasks of their own; this returns once
+/// they are allocated.
+pub(super) async fn run_cycle(inner: &Arc<Inner>) -> StoreResult<CycleSummary> {
+    let began = Instant::now();
+    let store = &inner.store;
+    let cycle = store.begin_cycle().await?;
+    // 1. Expiry.
+    let expired_bids = store.expire_bids(cycle).await?;
+    let ttl = i64::try_from(inner.config.attention.prompt_ttl_seconds)
+        .unwrap_or(i64::MAX / 2_000_000)
+        .saturating_mul(1_000_000);
+    let expired_prompts = store
+        .expire_prompts(crate::store::now_micros(), ttl)
+        .await?
+        .len();
+    // 2. Clearing, and one transaction per winner.
+    let (bids, capacity, in_use, prices, unavailable) = store.clearing_input().await?;
+    let clearing = clear(&ClearingInput {
+        bids: &bids,
+        capacity,
+        in_use,
+        prices,
+        unavailable: &unavailable,
+    });
+    let mut allocated = 0;
+    for bid in &clearing.winners {
+        // A bid withdrawn since the clearing read it is simply not allocated.
+        if let Some(exec) = store.allocate(*bid, cycle).await? {
+            allocated += 1;
+            // 3. Launch, concurrently and bounded, without waiting.
+            inner.spawn_execution(exec);
+        }
+    }
+    // 4. Prices and the history row.
+    let new_prices = next_prices(
+        &prices,
+        &clearing.utilisation,
+        &inner.config.price_policy(),
+        &inner.config.price_bounds(),
+    );
+    store
+        .record_cycle(CycleRecord {
+            cycle,
+            allocated: clearing.allocated,
+            utilisation: clearing.utilisation,
+            new_prices,
+        })
+        .await?;
+    // 5. Cull.
+    let culled = store.cull(cycle).await?.len();
+    Ok(CycleSummary {
+        cycle,
+        expired_bids,
+        expired_prompts,
+        pending_bids: bids.len(),
+        allocated,
+        culled,
+        utilisation: clearing.utilisation,
+        prices: new_prices.0.map(|p| p.0),
+        took: began.elapsed(),
+    })
+}

@@ -1,0 +1,239 @@
+//! The Orchestrator (SPEC §8): owns the loop. Every `cycle_interval` it runs one
+//! allocation cycle ([`cycle`]); each winner becomes a task that launches its
+//! execution in the sandbox and records how it ended ([`execution`]). At start it
+//! recovers from a crash ([`recovery`]); on shutdown it kills what runs and records
+//! it, so nothing is left behind.
+//!
+//! **Invariant:** the loop never waits for an execution or for the human; money
+//! moves only through the store, one transaction per step.
+
+pub mod backend;
+mod cycle;
+pub mod environment;
+mod execution;
+mod recovery;
+pub mod template;
+
+pub use backend::{choose, ChosenSandbox, SandboxChoice};
+pub use cycle::CycleSummary;
+pub use recovery::Recovery;
+
+use crate::config::Config;
+use crate::store::{Store, StoreResult};
+use agora_core::{AgentId, ExecutionId};
+use agora_sandbox::{ExecutionSandbox, KillSwitch};
+use axum::Router;
+use std::collections::HashMap;
+use std::future::Future;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+/// How the Orchestrator is set up beyond the configuration.
+#[derive(Debug, Clone, Default)]
+pub struct OrchestratorOptions {
+    /// Start this agent's next execution under debugpy (ADR 006).
+    pub debug_agent: Option<AgentId>,
+}
+
+/// The Orchestrator; a clone is a handle to the same one.
+#[derive(Clone)]
+pub struct Orchestrator(Arc<Inner>);
+
+pub(crate) struct Inner {
+    store: Store,
+    config: Config,
+    sandbox: Arc<dyn ExecutionSandbox>,
+    /// The System Service router every per-execution socket serves.
+    router: Router,
+    /// `<data dir>/shared`: RULES.md and openapi.json, mounted read-only at /agora.
+    shared_dir: PathBuf,
+    /// `<data dir>/run`: one socket directory per execution.
+    run_dir: PathBuf,
+    /// `<data dir>/logs/executions`: one log file per execution.
+    logs_dir: PathBuf,
+    /// Bounds how many sandboxes start at once: a container start costs the daemon
+    /// about 0.2 s, and a burst of winners must not stall the host.
+    launches: Semaphore,
+    /// Kill switches of running executions, so shutdown can stop them.
+    running: Mutex<HashMap<ExecutionId, KillSwitch>>,
+    /// Every execution's task, so shutdown can wait until their ends are recorded.
+    tasks: TaskTracker,
+    /// Cancelled at shutdown: launches not yet begun give up (and are refunded).
+    stopping: CancellationToken,
+    /// The agent whose next execution runs under debugpy; taken once.
+    debug_agent: Mutex<Option<AgentId>>,
+}
+
+/// How long shutdown waits for killed executions to be recorded.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(15);
+
+impl Orchestrator {
+    /// An Orchestrator over an open store. `router` is the System Service that
+    /// per-execution sockets serve; `shared_dir` holds RULES.md and openapi.json.
+    pub fn new(
+        store: Store,
+        config: Config,
+        sandbox: Arc<dyn ExecutionSandbox>,
+        router: Router,
+        shared_dir: PathBuf,
+        options: OrchestratorOptions,
+    ) -> std::io::Result<Orchestrator> {
+        let run_dir = config.data_dir.join("run");
+        let logs_dir = config.data_dir.join("logs").join("executions");
+        for d in [&run_dir, &logs_dir] {
+            std::fs::create_dir_all(d)?;
+        }
+        // Agents' uids must reach their socket directory.
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&run_dir, std::fs::Permissions::from_mode(0o755))?;
+        let launches = Semaphore::new(config.orchestrator.max_concurrent_launches.max(1));
+        Ok(Orchestrator(Arc::new(Inner {
+            store,
+            config,
+            sandbox,
+            router,
+            shared_dir,
+            run_dir,
+            logs_dir,
+            launches,
+            running: Mutex::new(HashMap::new()),
+            tasks: TaskTracker::new(),
+            stopping: CancellationToken::new(),
+            debug_agent: Mutex::new(options.debug_agent),
+        })))
+    }
+
+    /// The backend executions run in.
+    pub fn sandbox(&self) -> &Arc<dyn ExecutionSandbox> {
+        &self.0.sandbox
+    }
+
+    /// Cleans up after a crash; call once before [`Orchestrator::run`] (which does).
+    pub async fn recover(&self) -> StoreResult<Recovery> {
+        recovery::recover(&self.0).await
+    }
+
+    /// Runs one cycle now (for benchmarks and tests; `run` calls it on its clock).
+    pub async fn cycle(&self) -> StoreResult<CycleSummary> {
+        cycle::run_cycle(&self.0).await
+    }
+
+    /// Recovers, then runs cycles every `cycle_interval` until `shutdown` resolves;
+    /// then kills running executions and records them. A cycle that fails is
+    /// logged and the loop carries on: one bad cycle must not stop the world.
+    pub async fn run(&self, shutdown: impl Future<Output = ()>) -> StoreResult<()> {
+        let r = self.recover().await?;
+        tracing::info!(
+            component = "orchestrator",
+            leftovers = r.leftovers_removed,
+            lost = r.lost,
+            refunded = r.refunded,
+            backend = self.0.sandbox.backend(),
+            "orchestrator started"
+        );
+        let interval = Duration::from_millis(self.0.config.market.cycle_interval_ms.max(1));
+        let mut ticker = tokio::time::interval(interval);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        tokio::pin!(shutdown);
+        loop {
+            tokio::select! {
+                _ = &mut shutdown => break,
+                _ = ticker.tick() => {}
+            }
+            match self.0.store.paused().await {
+                Ok(true) => continue,
+                Ok(false) => {}
+                Err(e) => {
+                    tracing::error!(component = "orchestrator", error = %e, "cannot read the pause flag");
+                    continue;
+                }
+            }
+            match self.cycle().await {
+                Ok(s) => tracing::info!(component = "orchestrator", cycle = s.cycle.0, "{s}"),
+                Err(e) => tracing::error!(component = "orchestrator", error = %e, "cycle failed"),
+            }
+        }
+        self.shutdown().await;
+        Ok(())
+    }
+
+    /// Stops launching, kills every running execution, waits for their ends to be
+    /// recorded, and marks anything still active `lost` (refunded if it never
+    /// started).
+    pub async fn shutdown(&self) {
+        let inner = &self.0;
+        inner.stopping.cancel();
+        let switches: Vec<KillSwitch> = inner.lock_running().values().cloned().collect();
+        for s in &switches {
+            s.kill();
+        }
+        inner.tasks.close();
+        if tokio::time::timeout(SHUTDOWN_GRACE, inner.tasks.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                component = "orchestrator",
+                "executions still ending after the grace period"
+            );
+        }
+        match inner.store.active_executions().await {
+            Ok(active) => {
+                for e in active {
+                    let _ = inner
+                        .store
+                        .abandon_execution(e.id, "agora stopped".into())
+                        .await;
+                }
+            }
+            Err(e) => {
+                tracing::error!(component = "orchestrator", error = %e, "cannot list active executions at shutdown")
+            }
+        }
+        tracing::info!(
+            component = "orchestrator",
+            killed = switches.len(),
+            "orchestrator stopped"
+        );
+    }
+}
+
+impl Inner {
+    fn spawn_execution(self: &Arc<Self>, exec: crate::store::ExecutionRecord) {
+        let inner = Arc::clone(self);
+        self.tasks.spawn(execution::run(inner, exec));
+    }
+
+    fn lock_running(&self) -> std::sync::MutexGuard<'_, HashMap<ExecutionId, KillSwitch>> {
+        // A panic while holding this lock leaves a map that is still valid.
+        self.running.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Remembers a running execution's kill switch; kills it at once if shutdown
+    /// began meanwhile (shutdown reads the map after cancelling, so one of the two
+    /// always sees the other).
+    fn register(&self, id: ExecutionId, kill: KillSwitch) {
+        self.lock_running().insert(id, kill.clone());
+        if self.stopping.is_cancelled() {
+            kill.kill();
+        }
+    }
+
+    fn unregister(&self, id: ExecutionId) {
+        self.lock_running().remove(&id);
+    }
+
+    fn take_debug(&self, agent: AgentId) -> bool {
+        let mut d = self.debug_agent.lock().unwrap_or_else(|p| p.into_inner());
+        if *d == Some(agent) {
+            *d = None;
+            true
+        } else {
+            false
+        }
+    }
+}

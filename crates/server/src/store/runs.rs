@@ -1,0 +1,288 @@
+//! Executions as the Orchestrator drives them: started, ended with the sandbox's
+//! outcome, or abandoned (a crash, a launch that failed) with a refund when they never
+//! started. Every end releases the execution's memory, revokes its token and applies
+//! law 2 in the same transaction (SPEC §1, §8).
+
+use super::agents::kill;
+use super::error::{Rejection, StoreResult};
+use super::events::{self, EventType, NewEvent};
+use super::executions::{execution_from, ExecutionRecord, EXECUTION_COLUMNS};
+use super::ledger::{move_credits, Refs};
+use super::rows::db_qty;
+use super::tokens;
+use super::{now_micros, Store};
+use agora_core::lifecycle::{self, DeathReason, ExecutionStatus};
+use agora_core::{Account, AgentId, Credits, Cycle, ExecutionId, Resource, TransferKind};
+use serde_json::json;
+use sqlx::{AnyConnection, Row};
+
+/// How an execution ended, as the sandbox reported it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ExecutionEnd {
+    /// A terminal status.
+    pub status: ExecutionStatus,
+    pub exit_code: Option<i64>,
+    pub reason: Option<String>,
+    pub cpu_used_ms: Option<i64>,
+    pub peak_memory_mb: Option<i64>,
+}
+
+impl ExecutionEnd {
+    /// An end with only a status, exit code and reason.
+    pub fn new(status: ExecutionStatus, exit_code: Option<i64>, reason: Option<String>) -> Self {
+        ExecutionEnd {
+            status,
+            exit_code,
+            reason,
+            cpu_used_ms: None,
+            peak_memory_mb: None,
+        }
+    }
+}
+
+/// What ending an execution did.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Ended {
+    pub execution: ExecutionRecord,
+    /// Returned to the payer because the execution never started.
+    pub refunded: Option<Credits>,
+    /// The agent died of it (law 2).
+    pub death: Option<DeathReason>,
+}
+
+/// Ends an active execution: records the end, refunds the payment if asked and the
+/// execution never started, releases its memory, revokes its token and applies law 2.
+/// `None` when it had already ended (ending twice changes nothing).
+async fn end_in(
+    c: &mut AnyConnection,
+    id: ExecutionId,
+    end: &ExecutionEnd,
+    refund_if_unstarted: bool,
+) -> StoreResult<Option<Ended>> {
+    let sql = format!("SELECT {EXECUTION_COLUMNS} FROM executions WHERE id = $1");
+    let row = sqlx::query(&sql).bind(id.0).fetch_optional(&mut *c).await?;
+    let exec = execution_from(&row.ok_or(Rejection::UnknownExecution(id))?)?;
+    if !exec.status.is_active() || !end.status.is_terminal() {
+        return Ok(None);
+    }
+    let now = now_micros();
+    sqlx::query(
+        "UPDATE executions SET status = $1, exit_code = $2, termination_reason = $3, ended_at = $4, \
+         cpu_used_millis = $5, peak_memory_mb = $6 WHERE id = $7",
+    )
+    .bind(end.status.as_str())
+    .bind(end.exit_code)
+    .bind(end.reason.as_deref())
+    .bind(now)
+    .bind(end.cpu_used_ms)
+    .bind(end.peak_memory_mb)
+    .bind(id.0)
+    .execute(&mut *c)
+    .await?;
+    sqlx::query(
+        "UPDATE markets SET in_use = in_use - $1 WHERE resource = 'memory_mb' AND in_use >= $1",
+    )
+    .bind(db_qty(exec.bundle.get(Resource::MemoryMb)))
+    .execute(&mut *c)
+    .await?;
+    let refunded = if refund_if_unstarted && exec.started_at.is_none() {
+        Some(refund(c, &exec).await?)
+    } else {
+        sqlx::query(
+            "UPDATE agents SET execution_count = execution_count + 1, last_execution_at = $1 WHERE id = $2",
+        )
+        .bind(now)
+        .bind(exec.agent.0)
+        .execute(&mut *c)
+        .await?;
+        None
+    };
+    tokens::revoke_in(c, id).await?;
+    events::append(
+        c,
+        NewEvent::new(
+            EventType::ExecutionFinished,
+            "orchestrator",
+            Some(exec.agent),
+            json!({"execution_id": id.0, "status": end.status, "exit_code": end.exit_code,
+                   "reason": end.reason, "cpu_used_ms": end.cpu_used_ms,
+                   "peak_memory_mb": end.peak_memory_mb, "refunded": refunded}),
+        )
+        .in_cycle(Cycle(exec.cycle)),
+    )
+    .await?;
+    let pending: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM bids WHERE beneficiary_id = $1 AND status = 'pending'",
+    )
+    .bind(exec.agent.0)
+    .fetch_one(&mut *c)
+    .await?;
+    let death = match lifecycle::death_after_execution(pending > 0) {
+        Some(death) if kill(c, exec.agent, death, Some(Cycle(exec.cycle))).await? => Some(death),
+        _ => None,
+    };
+    Ok(Some(Ended {
+        execution: exec,
+        refunded,
+        death,
+    }))
+}
+
+/// Returns an execution's payment from `burn` to whoever paid its bid: the payment
+/// bought nothing.
+async fn refund(c: &mut AnyConnection, exec: &ExecutionRecord) -> StoreResult<Credits> {
+    let row = sqlx::query("SELECT payer_id, amount FROM bids WHERE id = $1")
+        .bind(exec.bid.0)
+        .fetch_one(&mut *c)
+        .await?;
+    let payer = AgentId(row.try_get("payer_id")?);
+    let amount = Credits::from_micros(row.try_get("amount")?);
+    if amount.micros() == 0 {
+        return Ok(amount);
+    }
+    let refs = Refs {
+        memo: format!("execution {} never started", exec.id),
+        bid: Some(exec.bid),
+        execution: Some(exec.id),
+        ..Refs::default()
+    };
+    let t = move_credits(
+        c,
+        Account::Burn,
+        Account::Agent(payer),
+        amount,
+        TransferKind::Refund,
+        &refs,
+    )
+    .await?;
+    sqlx::query("UPDATE agents SET total_credits_spent = total_credits_spent - $1 WHERE id = $2")
+        .bind(amount.micros())
+        .bind(payer.0)
+        .execute(&mut *c)
+        .await?;
+    events::append(
+        c,
+        NewEvent::new(
+            EventType::CreditsTransferred,
+            "economy",
+            Some(payer),
+            json!({"transfer_id": t.id, "from": "burn", "to": payer.0, "amount": amount,
+                   "kind": "refund", "execution_id": exec.id.0}),
+        )
+        .in_cycle(Cycle(exec.cycle)),
+    )
+    .await?;
+    Ok(amount)
+}
+
+impl Store {
+    /// Records that a scheduled execution is running in the sandbox. Returns false
+    /// (and changes nothing) if it is no longer scheduled.
+    pub async fn start_execution(
+        &self,
+        id: ExecutionId,
+        backend: &str,
+        container_id: Option<&str>,
+        log_path: &str,
+    ) -> StoreResult<bool> {
+        let (backend, container_id, log_path) = (
+            backend.to_string(),
+            container_id.map(str::to_string),
+            log_path.to_string(),
+        );
+        self.write_tx(move |c| {
+            let (backend, container_id, log_path) =
+                (backend.clone(), container_id.clone(), log_path.clone());
+            Box::pin(async move {
+                let row = sqlx::query(
+                    "UPDATE executions SET status = 'running', started_at = $1, sandbox_backend = $2, \
+                     container_id = $3, log_path = $4 WHERE id = $5 AND status = 'scheduled' \
+                     RETURNING agent_id, cycle",
+                )
+                .bind(now_micros())
+                .bind(&backend)
+                .bind(container_id.as_deref())
+                .bind(&log_path)
+                .bind(id.0)
+                .fetch_optional(&mut *c)
+                .await?;
+                let Some(row) = row else { return Ok(false) };
+                let agent = AgentId(row.try_get("agent_id")?);
+                events::append(
+                    c,
+                    NewEvent::new(
+                        EventType::ExecutionStarted,
+                        "sandbox",
+                        Some(agent),
+                        json!({"execution_id": id.0, "backend": backend, "container_id": container_id}),
+                    )
+                    .in_cycle(Cycle(row.try_get("cycle")?)),
+                )
+                .await?;
+                Ok(true)
+            })
+        })
+        .await
+    }
+
+    /// Records how an execution ended, releases its memory, revokes its token and
+    /// applies law 2: if no pending bid would wake the agent again, it dies
+    /// (`no_bid`). Ending an execution twice changes nothing the second time.
+    pub async fn end_execution(
+        &self,
+        id: ExecutionId,
+        end: ExecutionEnd,
+    ) -> StoreResult<Option<Ended>> {
+        let ended = self
+            .write_tx(move |c| {
+                let end = end.clone();
+                Box::pin(async move { end_in(c, id, &end, false).await })
+            })
+            .await;
+        self.tokens.evict(id);
+        ended
+    }
+
+    /// [`Store::end_execution`] with only a status, exit code and reason; returns the
+    /// death, if any.
+    pub async fn finish_execution(
+        &self,
+        id: ExecutionId,
+        status: ExecutionStatus,
+        exit_code: Option<i64>,
+        reason: Option<String>,
+    ) -> StoreResult<Option<DeathReason>> {
+        let ended = self
+            .end_execution(id, ExecutionEnd::new(status, exit_code, reason))
+            .await?;
+        Ok(ended.and_then(|e| e.death))
+    }
+
+    /// Marks an active execution `lost` (its sandbox is gone: a crash, a launch that
+    /// failed, a shutdown before it started) and refunds its payment when it never
+    /// started: no credit is created or lost by the accident.
+    pub async fn abandon_execution(
+        &self,
+        id: ExecutionId,
+        reason: String,
+    ) -> StoreResult<Option<Ended>> {
+        let end = ExecutionEnd::new(ExecutionStatus::Lost, None, Some(reason));
+        let ended = self
+            .write_tx(move |c| {
+                let end = end.clone();
+                Box::pin(async move { end_in(c, id, &end, true).await })
+            })
+            .await;
+        self.tokens.evict(id);
+        ended
+    }
+
+    /// Executions still `scheduled` or `running`, oldest first.
+    pub async fn active_executions(&self) -> StoreResult<Vec<ExecutionRecord>> {
+        let sql = format!(
+            "SELECT {EXECUTION_COLUMNS} FROM executions WHERE status IN ('scheduled', 'running') ORDER BY id"
+        );
+        let rows = sqlx::query(&sql).fetch_all(self.reader()).await?;
+        rows.iter().map(execution_from).collect()
+    }
+}
