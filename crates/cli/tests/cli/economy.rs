@@ -4,8 +4,9 @@
 //! human, docker executions in real containers, and SIGKILLs at random moments that
 //! leave the ledger exact and nothing behind.
 
-use super::{agora, stdout, wait_at_most, Up};
+use super::{agora, http, stdout, wait_at_most, Up};
 use serde_json::{json, Value};
+use sqlx::Connection;
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::Path;
@@ -357,8 +358,17 @@ fn genesis_executes_in_real_containers() {
         .unwrap()["id"]
         .as_i64()
         .unwrap();
-    let log = w.get(&format!("/admin/executions/{id}/log"));
-    assert!(log.to_string().contains("backend=docker"), "{log}");
+    let (status, log) = http(
+        &w.addr,
+        "GET",
+        &format!("/admin/executions/{id}/log"),
+        Some(&w.token),
+    );
+    assert_eq!(status, 200, "{log}");
+    assert!(
+        log.contains("backend=docker") && log.contains("[genesis]"),
+        "{log}"
+    );
     let out = w.up.interrupt();
     assert!(out.contains("backend=docker"), "{out}");
     audit_clean(dir.path());
@@ -445,7 +455,8 @@ fn crash_repeatedly(sandbox: &str, rounds: u64) {
     let agents = w.agents();
     assert!(
         agents.iter().any(|a| a["agent"]["status"] == "alive"),
-        "someone is alive"
+        "someone is alive: {agents:?} {}",
+        w.agent(1)
     );
     w.up.interrupt();
     audit_clean(dir.path());
@@ -460,6 +471,13 @@ fn crash_repeatedly(sandbox: &str, rounds: u64) {
         let active = store.active_executions().await.unwrap();
         assert!(active.is_empty(), "stuck executions: {active:?}");
         store.close().await;
+        // The kills did land while executions were scheduled or running.
+        let mut c = sqlx::AnyConnection::connect(&url).await.unwrap();
+        let lost: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM executions WHERE status = 'lost'")
+            .fetch_one(&mut c)
+            .await
+            .unwrap();
+        assert!(lost > 0, "no kill hit an execution");
     });
 }
 

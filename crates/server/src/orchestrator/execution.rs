@@ -35,7 +35,7 @@ pub(super) async fn run(inner: Arc<Inner>, exec: ExecutionRecord) {
         }
         Err(why) => {
             tracing::warn!(component = "orchestrator", agent = %exec.agent, execution = %id, reason = %why, "execution did not start");
-            if let Err(e) = inner.store.abandon_execution(id, why).await {
+            if let Err(e) = inner.store.abandon_execution(id, why, inner.rebid()).await {
                 tracing::error!(component = "orchestrator", execution = %id, error = %e, "cannot record an execution that did not start");
             }
         }
@@ -176,11 +176,15 @@ async fn supervise(
         })
     });
     let waited = running.wait().await;
-    inner.unregister(id);
+    let killed_by_shutdown = !inner.unregister(id);
     if let Some(f) = forward {
         let _ = f.await;
     }
     let recorded = match waited {
+        Ok(_) if killed_by_shutdown => {
+            let why = "agora stopped while it ran".to_string();
+            inner.store.abandon_execution(id, why, inner.rebid()).await
+        }
         Ok(outcome) => {
             let end = end_of(&outcome);
             tracing::info!(component = "orchestrator", agent = %exec.agent, execution = %id, cycle = exec.cycle,
@@ -191,7 +195,7 @@ async fn supervise(
         Err(e) => {
             inner
                 .store
-                .abandon_execution(id, format!("sandbox supervisor lost: {e}"))
+                .abandon_execution(id, format!("sandbox supervisor lost: {e}"), inner.rebid())
                 .await
         }
     };

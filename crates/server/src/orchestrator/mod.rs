@@ -19,7 +19,7 @@ pub use cycle::CycleSummary;
 pub use recovery::Recovery;
 
 use crate::config::Config;
-use crate::store::{Store, StoreResult};
+use crate::store::{Rebid, Store, StoreResult};
 use agora_core::{AgentId, ExecutionId};
 use agora_sandbox::{ExecutionSandbox, KillSwitch};
 use axum::Router;
@@ -131,7 +131,7 @@ impl Orchestrator {
             component = "orchestrator",
             leftovers = r.leftovers_removed,
             lost = r.lost,
-            refunded = r.refunded,
+            rebid = r.rebid,
             backend = self.0.sandbox.backend(),
             "orchestrator started"
         );
@@ -166,8 +166,14 @@ impl Orchestrator {
     /// started).
     pub async fn shutdown(&self) {
         let inner = &self.0;
-        inner.stopping.cancel();
-        let switches: Vec<KillSwitch> = inner.lock_running().values().cloned().collect();
+        // Cancelled under the lock: see `Inner::register`. Taken out of the map: a
+        // supervisor that finds its entry gone knows the kill was ours, and records
+        // the execution as lost rather than failed.
+        let switches: Vec<KillSwitch> = {
+            let mut running = inner.lock_running();
+            inner.stopping.cancel();
+            running.drain().map(|(_, k)| k).collect()
+        };
         for s in &switches {
             s.kill();
         }
@@ -186,7 +192,7 @@ impl Orchestrator {
                 for e in active {
                     let _ = inner
                         .store
-                        .abandon_execution(e.id, "agora stopped".into())
+                        .abandon_execution(e.id, "agora stopped".into(), inner.rebid())
                         .await;
                 }
             }
@@ -213,18 +219,30 @@ impl Inner {
         self.running.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Remembers a running execution's kill switch; kills it at once if shutdown
-    /// began meanwhile (shutdown reads the map after cancelling, so one of the two
-    /// always sees the other).
+    /// Remembers a running execution's kill switch, or kills it at once if shutdown
+    /// began meanwhile. Checked under the lock that shutdown drains the map with, so
+    /// every execution is either drained and killed by shutdown or killed here, and
+    /// in both cases [`Inner::unregister`] reports the kill as ours.
     fn register(&self, id: ExecutionId, kill: KillSwitch) {
-        self.lock_running().insert(id, kill.clone());
+        let mut running = self.lock_running();
         if self.stopping.is_cancelled() {
             kill.kill();
+        } else {
+            running.insert(id, kill);
         }
     }
 
-    fn unregister(&self, id: ExecutionId) {
-        self.lock_running().remove(&id);
+    /// Forgets a running execution; false when shutdown took (and killed) it.
+    fn unregister(&self, id: ExecutionId) -> bool {
+        self.lock_running().remove(&id).is_some()
+    }
+
+    /// The bid rules a lost execution's bid is placed again under.
+    fn rebid(&self) -> Rebid {
+        Rebid {
+            ttl_cycles: self.config.economy.bid_ttl_cycles,
+            max_pending: self.config.economy.max_pending_bids,
+        }
     }
 
     fn take_debug(&self, agent: AgentId) -> bool {

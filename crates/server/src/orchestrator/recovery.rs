@@ -1,7 +1,7 @@
 //! Crash safety at start-up (SPEC §8): whatever an earlier run left behind — its
 //! containers, socket directories, executions still `scheduled` or `running` — is
-//! removed or ended before the first cycle. Executions that never started are
-//! refunded; no credit is created or lost whichever moment the process died.
+//! removed or ended before the first cycle: marked `lost`, refunded, their bids
+//! placed again. No credit is created or lost whichever moment the process died.
 
 use super::Inner;
 use crate::store::StoreResult;
@@ -14,8 +14,8 @@ pub struct Recovery {
     pub leftovers_removed: usize,
     /// Executions marked `lost`.
     pub lost: usize,
-    /// Of those, the ones refunded because they never started.
-    pub refunded: usize,
+    /// Of those, the ones whose bid could be placed again.
+    pub rebid: usize,
 }
 
 pub(super) async fn recover(inner: &Arc<Inner>) -> StoreResult<Recovery> {
@@ -34,13 +34,17 @@ pub(super) async fn recover(inner: &Arc<Inner>) -> StoreResult<Recovery> {
     for exec in inner.store.active_executions().await? {
         let was = exec.status;
         let reason = format!("agora stopped while the execution was {was}");
-        if let Some(ended) = inner.store.abandon_execution(exec.id, reason).await? {
+        if let Some(ended) = inner
+            .store
+            .abandon_execution(exec.id, reason, inner.rebid())
+            .await?
+        {
             r.lost += 1;
-            if ended.refunded.is_some() {
-                r.refunded += 1;
+            if ended.rebid.is_some() {
+                r.rebid += 1;
             }
             tracing::warn!(component = "orchestrator", agent = %exec.agent, execution = %exec.id,
-                was = %was, refunded = ?ended.refunded, "execution lost in a crash");
+                was = %was, refunded = ?ended.refunded, rebid = ?ended.rebid, "execution lost in a crash");
         }
     }
     Ok(r)

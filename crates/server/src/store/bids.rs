@@ -118,6 +118,18 @@ pub async fn place_bid_in(c: &mut AnyConnection, bid: &NewBid) -> StoreResult<Bi
         }
         .into());
     }
+    insert_pending_bid(c, bid, reserve, true).await
+}
+
+/// Holds a bid's amount and records it as pending, after the market's checks
+/// passed (or, `limit` false, for a bid restored rather than placed: see
+/// `runs::place_again`). `reserve` is what the event reports.
+pub(super) async fn insert_pending_bid(
+    c: &mut AnyConnection,
+    bid: &NewBid,
+    reserve: Credits,
+    limit: bool,
+) -> StoreResult<BidRecord> {
     let hold = place_hold(c, bid.payer, bid.amount, TransferKind::ResourcePayment).await?;
     // Counted after the hold: the hold's UPDATE locks the payer's account row, so
     // concurrent bids of one payer are counted one after the other (PostgreSQL).
@@ -126,7 +138,7 @@ pub async fn place_bid_in(c: &mut AnyConnection, bid: &NewBid) -> StoreResult<Bi
             .bind(bid.payer.0)
             .fetch_one(&mut *c)
             .await?;
-    if pending >= bid.max_pending {
+    if limit && pending >= bid.max_pending {
         return Err(Rejection::TooManyBids {
             max: bid.max_pending,
         }

@@ -49,7 +49,7 @@ pub use llm::{
     HoldOutcome, LlmCallRecord, LlmCallStatus, LlmQuota, LlmSettlement, NewLlmCall, UsageSource,
 };
 pub use market::{CycleRecord, HistoryRow, MarketRecord, MarketSetup};
-pub use runs::{Ended, ExecutionEnd};
+pub use runs::{Ended, ExecutionEnd, Rebid};
 pub use social::{MessageRecord, SpawnRequest};
 pub use stats::WorldStats;
 pub use tokens::{hash_token, random_token, TokenHash, TokenIdentity, EXECUTION_TOKEN_PREFIX};

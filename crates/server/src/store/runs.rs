@@ -1,18 +1,25 @@
 //! Executions as the Orchestrator drives them: started, ended with the sandbox's
-//! outcome, or abandoned (a crash, a launch that failed) with a refund when they never
-//! started. Every end releases the execution's memory, revokes its token and applies
-//! law 2 in the same transaction (SPEC §1, §8).
+//! outcome, or lost to the runtime (a crash, a launch that failed, a shutdown).
+//! Every end releases the execution's memory, revokes its token and applies law 2 in
+//! the same transaction (SPEC §1, §8).
+//!
+//! A lost execution is the runtime's failure, not the agent's: its payment is
+//! refunded and its bid restored, so neither a credit nor a life is lost to it
+//! (docs/decisions.md).
 
 use super::agents::kill;
+use super::bids::{bid_in, insert_pending_bid, NewBid};
 use super::error::{Rejection, StoreResult};
 use super::events::{self, EventType, NewEvent};
 use super::executions::{execution_from, ExecutionRecord, EXECUTION_COLUMNS};
+use super::ledger::require_alive;
 use super::ledger::{move_credits, Refs};
+use super::market::read_prices;
 use super::rows::db_qty;
 use super::tokens;
 use super::{now_micros, Store};
 use agora_core::lifecycle::{self, DeathReason, ExecutionStatus};
-use agora_core::{Account, AgentId, Credits, Cycle, ExecutionId, Resource, TransferKind};
+use agora_core::{Account, AgentId, BidId, Credits, Cycle, ExecutionId, Resource, TransferKind};
 use serde_json::json;
 use sqlx::{AnyConnection, Row};
 
@@ -40,24 +47,33 @@ impl ExecutionEnd {
     }
 }
 
+/// How a lost execution's bid is placed again: the configuration's bid rules.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rebid {
+    pub ttl_cycles: i64,
+    pub max_pending: i64,
+}
+
 /// What ending an execution did.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Ended {
     pub execution: ExecutionRecord,
-    /// Returned to the payer because the execution never started.
+    /// Returned to the payer because the execution was lost.
     pub refunded: Option<Credits>,
+    /// The bid placed again in place of the one the lost execution consumed.
+    pub rebid: Option<BidId>,
     /// The agent died of it (law 2).
     pub death: Option<DeathReason>,
 }
 
-/// Ends an active execution: records the end, refunds the payment if asked and the
-/// execution never started, releases its memory, revokes its token and applies law 2.
-/// `None` when it had already ended (ending twice changes nothing).
+/// Ends an active execution: records the end, releases its memory, revokes its token
+/// and applies law 2. A `lost` execution (`Some(rebid)`) is first refunded and its bid
+/// placed again. `None` when it had already ended (ending twice changes nothing).
 async fn end_in(
     c: &mut AnyConnection,
     id: ExecutionId,
     end: &ExecutionEnd,
-    refund_if_unstarted: bool,
+    lost: Option<Rebid>,
 ) -> StoreResult<Option<Ended>> {
     let sql = format!("SELECT {EXECUTION_COLUMNS} FROM executions WHERE id = $1");
     let row = sqlx::query(&sql).bind(id.0).fetch_optional(&mut *c).await?;
@@ -85,8 +101,9 @@ async fn end_in(
     .bind(db_qty(exec.bundle.get(Resource::MemoryMb)))
     .execute(&mut *c)
     .await?;
-    let refunded = if refund_if_unstarted && exec.started_at.is_none() {
-        Some(refund(c, &exec).await?)
+    let (refunded, rebid) = if let Some(policy) = lost {
+        let refunded = refund(c, &exec).await?;
+        (Some(refunded), place_again(c, &exec, policy).await?)
     } else {
         sqlx::query(
             "UPDATE agents SET execution_count = execution_count + 1, last_execution_at = $1 WHERE id = $2",
@@ -95,7 +112,7 @@ async fn end_in(
         .bind(exec.agent.0)
         .execute(&mut *c)
         .await?;
-        None
+        (None, None)
     };
     tokens::revoke_in(c, id).await?;
     events::append(
@@ -106,7 +123,8 @@ async fn end_in(
             Some(exec.agent),
             json!({"execution_id": id.0, "status": end.status, "exit_code": end.exit_code,
                    "reason": end.reason, "cpu_used_ms": end.cpu_used_ms,
-                   "peak_memory_mb": end.peak_memory_mb, "refunded": refunded}),
+                   "peak_memory_mb": end.peak_memory_mb, "refunded": refunded,
+                   "rebid": rebid.map(|b| b.0)}),
         )
         .in_cycle(Cycle(exec.cycle)),
     )
@@ -124,12 +142,40 @@ async fn end_in(
     Ok(Some(Ended {
         execution: exec,
         refunded,
+        rebid,
         death,
     }))
 }
 
-/// Returns an execution's payment from `burn` to whoever paid its bid: the payment
-/// bought nothing.
+/// Places the lost execution's bid again: same payer, beneficiary, bundle and amount,
+/// a fresh expiry. It is restored, not newly placed, so neither the reserve (prices
+/// may have risen since; clearing will wait for them to fall) nor the pending-bid
+/// limit can refuse it; only a dead payer or beneficiary can. The refund just
+/// returned the amount, so the payer can always hold it.
+async fn place_again(
+    c: &mut AnyConnection,
+    exec: &ExecutionRecord,
+    policy: Rebid,
+) -> StoreResult<Option<BidId>> {
+    let old = bid_in(c, exec.bid).await?;
+    for agent in [old.payer, old.beneficiary] {
+        if require_alive(c, agent).await.is_err() {
+            return Ok(None);
+        }
+    }
+    let reserve = read_prices(c).await?.reserve(&old.bundle);
+    let bid = NewBid {
+        payer: old.payer,
+        beneficiary: old.beneficiary,
+        bundle: old.bundle,
+        amount: old.amount,
+        ttl_cycles: policy.ttl_cycles,
+        max_pending: policy.max_pending,
+    };
+    Ok(Some(insert_pending_bid(c, &bid, reserve, false).await?.id))
+}
+
+/// Returns an execution's payment from `burn` to whoever paid its bid.
 async fn refund(c: &mut AnyConnection, exec: &ExecutionRecord) -> StoreResult<Credits> {
     let row = sqlx::query("SELECT payer_id, amount FROM bids WHERE id = $1")
         .bind(exec.bid.0)
@@ -141,7 +187,7 @@ async fn refund(c: &mut AnyConnection, exec: &ExecutionRecord) -> StoreResult<Cr
         return Ok(amount);
     }
     let refs = Refs {
-        memo: format!("execution {} never started", exec.id),
+        memo: format!("execution {} lost", exec.id),
         bid: Some(exec.bid),
         execution: Some(exec.id),
         ..Refs::default()
@@ -236,7 +282,7 @@ impl Store {
         let ended = self
             .write_tx(move |c| {
                 let end = end.clone();
-                Box::pin(async move { end_in(c, id, &end, false).await })
+                Box::pin(async move { end_in(c, id, &end, None).await })
             })
             .await;
         self.tokens.evict(id);
@@ -259,18 +305,19 @@ impl Store {
     }
 
     /// Marks an active execution `lost` (its sandbox is gone: a crash, a launch that
-    /// failed, a shutdown before it started) and refunds its payment when it never
-    /// started: no credit is created or lost by the accident.
+    /// failed, a shutdown), refunds its payment and places its bid again, so the
+    /// runtime's failure costs the agent neither credits nor its life.
     pub async fn abandon_execution(
         &self,
         id: ExecutionId,
         reason: String,
+        rebid: Rebid,
     ) -> StoreResult<Option<Ended>> {
         let end = ExecutionEnd::new(ExecutionStatus::Lost, None, Some(reason));
         let ended = self
             .write_tx(move |c| {
                 let end = end.clone();
-                Box::pin(async move { end_in(c, id, &end, true).await })
+                Box::pin(async move { end_in(c, id, &end, Some(rebid)).await })
             })
             .await;
         self.tokens.evict(id);

@@ -9,7 +9,7 @@ use agora_core::lifecycle::{AgentStatus, BidStatus, DeathReason, ExecutionStatus
 use agora_core::{
     Account, AgentId, Bundle, BundleLimits, BundleSpec, Credits, Cycle, LedgerError, TransferKind,
 };
-use agora_server::store::{NewBid, Rejection, SpawnRequest, StoreError, TransferRequest};
+use agora_server::store::{NewBid, Rebid, Rejection, SpawnRequest, StoreError, TransferRequest};
 
 contract!(
     grants_and_transfers_move_exact_amounts,
@@ -21,6 +21,7 @@ contract!(
     concurrent_bids_respect_the_pending_limit,
     allocation_pays_once_and_creates_the_execution,
     law_two_and_the_cull_kill_agents_without_bids,
+    lost_executions_are_refunded_and_bid_again,
     cycles_record_prices_and_history,
     ratings_pay_exactly_once,
     concurrent_prompts_leave_exactly_one_active,
@@ -450,6 +451,90 @@ async fn law_two_and_the_cull_kill_agents_without_bids(t: TestStore) {
         ),
         Rejection::AgentDead(_)
     ));
+    t.assert_audit_clean().await;
+}
+
+/// A lost execution (crash, sandbox failure, shutdown) costs the agent nothing:
+/// the payment comes back from `burn`, the bid is restored, the agent lives.
+async fn lost_executions_are_refunded_and_bid_again(t: TestStore) {
+    let rules = Rebid {
+        ttl_cycles: 20,
+        max_pending: 10,
+    };
+    let a = t.agent(100).await;
+    let b = t.agent(100).await;
+    let ba = place(&t, bid(a, bundle(1.0, 10.0, 0.0, 0.0), cr(30))).await;
+    let bb = place(&t, bid(b, bundle(1.0, 10.0, 0.0, 0.0), cr(30))).await;
+    let cycle = t.store.begin_cycle().await.unwrap();
+    let ea = t.store.allocate(ba.id, cycle).await.unwrap().unwrap();
+    let eb = t.store.allocate(bb.id, cycle).await.unwrap().unwrap();
+    // a's execution had started; b's never did. Both are the runtime's failure.
+    assert!(t
+        .store
+        .start_execution(ea.id, "process", None, "/tmp/log")
+        .await
+        .unwrap());
+    assert_eq!(t.balance(a).await, cr(70));
+    let ended = t
+        .store
+        .abandon_execution(ea.id, "crash".into(), rules)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(ended.refunded, Some(cr(30)));
+    assert_eq!(ended.death, None);
+    let again = t.store.bid(ended.rebid.unwrap()).await.unwrap();
+    assert_eq!(again.status, BidStatus::Pending);
+    assert_eq!((again.amount, again.bundle), (ba.amount, ba.bundle));
+    let bal = t.store.balance(a).await.unwrap();
+    assert_eq!(
+        (bal.balance, bal.held),
+        (cr(100), cr(30)),
+        "refunded and held again"
+    );
+    let rec = t.store.execution(ea.id).await.unwrap();
+    assert_eq!(rec.status, ExecutionStatus::Lost);
+    assert!(
+        t.store
+            .abandon_execution(ea.id, "again".into(), rules)
+            .await
+            .unwrap()
+            .is_none(),
+        "lost once, refunded once"
+    );
+    assert!(t
+        .store
+        .start_execution(ea.id, "process", None, "/tmp/log")
+        .await
+        .is_ok_and(|started| !started));
+    // b: prices rise so that its amount is below the reserve now. The bid is
+    // restored all the same (clearing waits for prices to fall), so b lives.
+    let mut prices = t.store.prices().await.unwrap();
+    for p in prices.0.iter_mut() {
+        p.0 *= 100;
+    }
+    t.store
+        .record_cycle(agora_server::store::CycleRecord {
+            cycle,
+            allocated: Default::default(),
+            utilisation: [0.0; 4],
+            new_prices: prices,
+        })
+        .await
+        .unwrap();
+    let ended = t
+        .store
+        .abandon_execution(eb.id, "launch failed".into(), rules)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(ended.refunded, Some(cr(30)));
+    assert_eq!(ended.death, None);
+    let restored = t.store.bid(ended.rebid.unwrap()).await.unwrap();
+    assert!(restored.amount < t.store.prices().await.unwrap().reserve(&restored.bundle));
+    assert_eq!(t.available(b).await, cr(70));
+    assert_eq!(t.balance(b).await, cr(100));
+    assert!(t.store.active_executions().await.unwrap().is_empty());
     t.assert_audit_clean().await;
 }
 
