@@ -87,6 +87,7 @@ pub async fn up(cli: &Cli, args: &UpArgs) -> anyhow::Result<ExitCode> {
     .await
     .context("cannot open the sandbox")?;
     let isolation = chosen.sandbox.isolation();
+    let upgrade = chosen.upgrade;
     let orch = Orchestrator::new(
         w.store.clone(),
         w.config.clone(),
@@ -99,6 +100,16 @@ pub async fn up(cli: &Cli, args: &UpArgs) -> anyhow::Result<ExitCode> {
     )
     .context("cannot prepare the orchestrator's folders")?;
 
+    if let Some(upgrade) = upgrade {
+        let orch = orch.clone();
+        tokio::spawn(async move {
+            match upgrade.await {
+                Ok(docker) => orch.switch_sandbox(docker).await,
+                Err(e) => tracing::warn!(component = "sandbox", error = %e,
+                    "the runtime image could not be built; agents keep running as processes"),
+            }
+        });
+    }
     let stopping = state.clone();
     let mut server = tokio::spawn(api::serve_tcp(listener, router, async move {
         stopping.stopped().await;

@@ -1,11 +1,15 @@
 //! Choosing the ExecutionSandbox backend at start-up (SPEC §6): docker when an
 //! Engine answers and the runtime image is there or can be built, otherwise the
-//! process backend — and saying which, and why, in words the operator sees.
+//! process backend — and saying which, and why, in words the operator sees. On a
+//! first start the image build takes minutes; `auto` then runs agents as processes
+//! meanwhile and hands over an upgrade to docker for when the image is ready.
 
+use agora_sandbox::runtime_image::runtime_image_present;
 use agora_sandbox::{
     build_runtime_image, connect_docker, BuildPreference, DockerOptions, DockerSandbox,
     ExecutionSandbox, ProcessOptions, ProcessSandbox, SandboxError,
 };
+use futures_util::future::BoxFuture;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::path::Path;
@@ -41,6 +45,9 @@ pub struct ChosenSandbox {
     pub sandbox: Arc<dyn ExecutionSandbox>,
     /// A sentence for the operator when auto fell back to the process backend.
     pub fallback_reason: Option<String>,
+    /// `auto` on a host with Docker but no runtime image yet: the build, resolving
+    /// to the docker backend to switch to once it is done.
+    pub upgrade: Option<BoxFuture<'static, Result<Arc<dyn ExecutionSandbox>, SandboxError>>>,
 }
 
 /// The docker instance name of a data directory: containers are labelled with it,
@@ -72,21 +79,47 @@ pub async fn choose(
         SandboxChoice::Process => Ok(ChosenSandbox {
             sandbox: process()?,
             fallback_reason: None,
+            upgrade: None,
         }),
         SandboxChoice::Docker => Ok(ChosenSandbox {
             sandbox: docker(data_dir, agent_uid_base, progress).await?,
             fallback_reason: None,
+            upgrade: None,
         }),
-        SandboxChoice::Auto => match docker(data_dir, agent_uid_base, progress).await {
-            Ok(sandbox) => Ok(ChosenSandbox {
-                sandbox,
-                fallback_reason: None,
-            }),
-            Err(e) => Ok(ChosenSandbox {
-                sandbox: process()?,
-                fallback_reason: Some(e.to_string()),
-            }),
-        },
+        SandboxChoice::Auto => {
+            let fallback = |why: String| -> Result<ChosenSandbox, SandboxError> {
+                Ok(ChosenSandbox {
+                    sandbox: process()?,
+                    fallback_reason: Some(why),
+                    upgrade: None,
+                })
+            };
+            let engine = match connect_docker().await {
+                Ok(e) => e,
+                Err(e) => return fallback(e.to_string()),
+            };
+            if !runtime_image_present(&engine).await.unwrap_or(false) {
+                let mut chosen = fallback(
+                    "the agent runtime image is being built (first start: a few minutes);                      agents run as processes until it is ready, then in docker"
+                        .into(),
+                )?;
+                let dir = data_dir.to_path_buf();
+                chosen.upgrade = Some(Box::pin(async move {
+                    let mut log =
+                        |line: &str| tracing::info!(component = "sandbox", "runtime image: {line}");
+                    docker(&dir, agent_uid_base, &mut log).await
+                }));
+                return Ok(chosen);
+            }
+            match docker(data_dir, agent_uid_base, progress).await {
+                Ok(sandbox) => Ok(ChosenSandbox {
+                    sandbox,
+                    fallback_reason: None,
+                    upgrade: None,
+                }),
+                Err(e) => fallback(e.to_string()),
+            }
+        }
     }
 }
 

@@ -66,7 +66,8 @@ async fn launch(
     }];
     spec.debug = inner.take_debug(exec.agent);
     std::fs::create_dir_all(socket_dir).map_err(|e| format!("socket directory: {e}"))?;
-    let view = inner.sandbox.view(&spec);
+    let sandbox = inner.current_sandbox();
+    let view = sandbox.view(&spec);
     // Without a mount namespace the agent sees host paths.
     let shared = if view.workspace == workspace {
         inner.shared_dir.clone()
@@ -98,7 +99,7 @@ async fn launch(
         inner.router.clone(),
     )
     .map_err(|e| format!("cannot serve the System Service socket: {e}"))?;
-    let running = match inner.sandbox.launch(spec).await {
+    let running = match sandbox.launch(spec).await {
         Ok(r) => r,
         Err(e) => {
             server.stop().await;
@@ -108,7 +109,7 @@ async fn launch(
     let recorded = store
         .start_execution(
             exec.id,
-            inner.sandbox.backend(),
+            sandbox.backend(),
             running.container_id(),
             &log_path.display().to_string(),
         )
@@ -124,7 +125,7 @@ async fn launch(
         });
     }
     tracing::info!(component = "sandbox", agent = %exec.agent, execution = %exec.id, cycle = exec.cycle,
-        backend = inner.sandbox.backend(), container = running.container_id().unwrap_or("-"), "execution started");
+        backend = sandbox.backend(), container = running.container_id().unwrap_or("-"), "execution started");
     Ok(Launched {
         running,
         server,

@@ -26,7 +26,7 @@ use axum::Router;
 use std::collections::HashMap;
 use std::future::Future;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
@@ -46,7 +46,9 @@ pub struct Orchestrator(Arc<Inner>);
 pub(crate) struct Inner {
     store: Store,
     config: Config,
-    sandbox: Arc<dyn ExecutionSandbox>,
+    /// The backend new executions launch in; replaced once when `auto` upgrades
+    /// from the process backend to docker. Running executions keep their own.
+    sandbox: RwLock<Arc<dyn ExecutionSandbox>>,
     /// The System Service router every per-execution socket serves.
     router: Router,
     /// `<data dir>/shared`: RULES.md and openapi.json, mounted read-only at /agora.
@@ -94,7 +96,7 @@ impl Orchestrator {
         Ok(Orchestrator(Arc::new(Inner {
             store,
             config,
-            sandbox,
+            sandbox: RwLock::new(sandbox),
             router,
             shared_dir,
             run_dir,
@@ -107,9 +109,20 @@ impl Orchestrator {
         })))
     }
 
-    /// The backend executions run in.
-    pub fn sandbox(&self) -> &Arc<dyn ExecutionSandbox> {
-        &self.0.sandbox
+    /// The backend new executions launch in.
+    pub fn sandbox(&self) -> Arc<dyn ExecutionSandbox> {
+        self.0.current_sandbox()
+    }
+
+    /// Launches new executions in `sandbox` from now on, after removing what an
+    /// earlier run may have left in it. Executions running elsewhere finish there.
+    pub async fn switch_sandbox(&self, sandbox: Arc<dyn ExecutionSandbox>) {
+        if let Err(e) = sandbox.reconcile().await {
+            tracing::warn!(component = "orchestrator", error = %e, "cannot remove leftovers of the new sandbox");
+        }
+        tracing::info!(component = "orchestrator", isolation = %sandbox.isolation().summary(),
+            "new executions now run in the {} backend", sandbox.backend());
+        *self.0.sandbox.write().unwrap_or_else(|p| p.into_inner()) = sandbox;
     }
 
     /// Cleans up after a crash; call once before [`Orchestrator::run`] (which does).
@@ -132,7 +145,7 @@ impl Orchestrator {
             leftovers = r.leftovers_removed,
             lost = r.lost,
             rebid = r.rebid,
-            backend = self.0.sandbox.backend(),
+            backend = self.0.current_sandbox().backend(),
             "orchestrator started"
         );
         let interval = Duration::from_millis(self.0.config.market.cycle_interval_ms.max(1));
@@ -209,6 +222,10 @@ impl Orchestrator {
 }
 
 impl Inner {
+    fn current_sandbox(&self) -> Arc<dyn ExecutionSandbox> {
+        Arc::clone(&self.sandbox.read().unwrap_or_else(|p| p.into_inner()))
+    }
+
     fn spawn_execution(self: &Arc<Self>, exec: crate::store::ExecutionRecord) {
         let inner = Arc::clone(self);
         self.tasks.spawn(execution::run(inner, exec));

@@ -20,7 +20,7 @@ pub struct Recovery {
 
 pub(super) async fn recover(inner: &Arc<Inner>) -> StoreResult<Recovery> {
     let mut r = Recovery::default();
-    match inner.sandbox.reconcile().await {
+    match inner.current_sandbox().reconcile().await {
         Ok(leftovers) => r.leftovers_removed = leftovers.len(),
         Err(e) => {
             tracing::error!(component = "orchestrator", error = %e, "cannot remove what an earlier run left in the sandbox")
