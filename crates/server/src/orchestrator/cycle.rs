@@ -78,15 +78,14 @@ pub(super) async fn run_cycle(inner: &Arc<Inner>) -> StoreResult<CycleSummary> {
         prices,
         unavailable: &unavailable,
     });
-    let mut allocated = 0;
+    let mut winners = Vec::with_capacity(clearing.winners.len());
     for bid in &clearing.winners {
         // A bid withdrawn since the clearing read it is simply not allocated.
         if let Some(exec) = store.allocate(*bid, cycle).await? {
-            allocated += 1;
-            // 3. Launch, concurrently and bounded, without waiting.
-            inner.spawn_execution(exec);
+            winners.push(exec);
         }
     }
+    let allocated = winners.len();
     // 4. Prices and the history row.
     let new_prices = next_prices(
         &prices,
@@ -104,6 +103,13 @@ pub(super) async fn run_cycle(inner: &Arc<Inner>) -> StoreResult<CycleSummary> {
         .await?;
     // 5. Cull.
     let culled = store.cull(cycle).await?.len();
+    // 3. Launch, concurrently and bounded, without waiting. Handed over last so that
+    // the launches' own writes (tokens, start records) do not queue behind, or in
+    // front of, this cycle's transactions on a single-writer database; a winner is
+    // already paid for and safe, should the process die in between.
+    for exec in winners {
+        inner.spawn_execution(exec);
+    }
     Ok(CycleSummary {
         cycle,
         expired_bids,
