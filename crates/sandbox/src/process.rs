@@ -211,8 +211,10 @@ impl ProcessSandbox {
         }
         if user.separated {
             // Anything still running under this agent's uid was left by a crashed
-            // orchestrator; it must not share the new execution's limits.
-            procfs::kill_uid(user.uid);
+            // orchestrator; it must not share the new execution's limits. A /proc scan
+            // blocks, so it runs off the async workers.
+            let uid = user.uid;
+            let _ = tokio::task::spawn_blocking(move || procfs::kill_uid(uid)).await;
         }
         let isolation = self.report(Some(&user));
         let (pump, log_rx) = LogPump::start(spec.agent, spec.execution, &spec.log_path).await?;
@@ -339,7 +341,12 @@ impl Supervisor {
                 _ = tokio::time::sleep_until(deadline), if killed_for.is_none() => Some(KillReason::Deadline),
                 _ = self.kill.killed(), if killed_for.is_none() => Some(KillReason::Requested),
                 _ = tick.tick() => {
-                    let u = procfs::group_usage(self.pid);
+                    let pid = self.pid;
+                    // A /proc scan blocks; with many executions polling at once it
+                    // must not hold up the async workers the store and API run on.
+                    let u = tokio::task::spawn_blocking(move || procfs::group_usage(pid))
+                        .await
+                        .unwrap_or_default();
                     cpu_ms = cpu_ms.max(u.cpu_ms);
                     peak_rss = peak_rss.max(u.rss_bytes);
                     if killed_for.is_some() {
@@ -363,7 +370,10 @@ impl Supervisor {
         // that left the group with setsid.
         procfs::kill_group(self.pid);
         let swept = if self.user.separated {
-            procfs::kill_uid(self.user.uid)
+            let uid = self.user.uid;
+            tokio::task::spawn_blocking(move || procfs::kill_uid(uid))
+                .await
+                .unwrap_or(0)
         } else {
             0
         };
