@@ -157,7 +157,7 @@ pub async fn up(cli: &Cli, args: &UpArgs) -> anyhow::Result<ExitCode> {
     );
     println!("  sandbox:   {}", isolation.summary());
     if let Some(why) = &chosen.fallback_reason {
-        println!("             (docker is not usable here: {why}; agents run as local processes with the isolation above)");
+        println!("             ({why})");
     }
     println!("  {}", llm::config::startup_line(&w.config.llm));
     println!("  System Service: http://{address} (OpenAPI: /openapi.json)");

@@ -357,7 +357,10 @@ impl Config {
         let mut config: Config = fig
             .extract()
             .map_err(|e| ConfigError::Load(figment_message(e)))?;
-        config.data_dir = data_dir.to_path_buf();
+        // Absolute, so that workspaces, sockets and logs are the same paths whatever
+        // the working directory of whoever reads them (sandboxes refuse relative ones).
+        config.data_dir = std::path::absolute(data_dir)
+            .map_err(|e| ConfigError::Load(format!("data dir {}: {e}", data_dir.display())))?;
         config.validate()?;
         Ok(config)
     }

@@ -96,11 +96,12 @@ pub async fn choose(
             };
             let engine = match connect_docker().await {
                 Ok(e) => e,
-                Err(e) => return fallback(e.to_string()),
+                Err(e) => return fallback(not_usable(&e)),
             };
             if !runtime_image_present(&engine).await.unwrap_or(false) {
                 let mut chosen = fallback(
-                    "the agent runtime image is being built (first start: a few minutes);                      agents run as processes until it is ready, then in docker"
+                    "the agent runtime image is being built (a first start takes a few \
+                     minutes); agents run as local processes until it is ready, then in docker"
                         .into(),
                 )?;
                 let dir = data_dir.to_path_buf();
@@ -117,10 +118,17 @@ pub async fn choose(
                     fallback_reason: None,
                     upgrade: None,
                 }),
-                Err(e) => fallback(e.to_string()),
+                Err(e) => fallback(not_usable(&e)),
             }
         }
     }
+}
+
+/// Why auto did not choose docker, as the operator reads it.
+fn not_usable(e: &SandboxError) -> String {
+    format!(
+        "docker is not usable here ({e}); agents run as local processes with the isolation above"
+    )
 }
 
 async fn docker(
