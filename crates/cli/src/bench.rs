@@ -4,6 +4,7 @@
 use crate::Cli;
 use agora_server::api_bench::{self, ApiBenchOptions, PhaseFigures};
 use agora_server::bench;
+use agora_server::llm_bench::{self, LlmBenchOptions};
 use agora_server::store::Store;
 use clap::Subcommand;
 use std::process::ExitCode;
@@ -69,6 +70,19 @@ pub enum BenchCommand {
         #[arg(long)]
         database_url: Option<String>,
     },
+    /// The LLM proxy's added latency: the same request to a local instant
+    /// upstream directly and through the proxy of a fresh world (SQLite), one call
+    /// at a time, whole answers and streams. Prints the direct and proxied
+    /// percentiles, then `llm_proxy_overhead_p50_ms=<n> p99_ms=<m>` (whole
+    /// answers) last.
+    LlmProxy {
+        /// Timed calls per mode and path.
+        #[arg(long, default_value_t = 2000)]
+        calls: usize,
+        /// Untimed calls per mode first.
+        #[arg(long, default_value_t = 200)]
+        warmup: usize,
+    },
 }
 
 pub async fn run(_cli: &Cli, cmd: &BenchCommand) -> anyhow::Result<ExitCode> {
@@ -132,6 +146,7 @@ pub async fn run(_cli: &Cli, cmd: &BenchCommand) -> anyhow::Result<ExitCode> {
             )
             .await?
         }
+        BenchCommand::LlmProxy { calls, warmup } => llm_proxy(*calls, *warmup).await?,
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -164,6 +179,37 @@ async fn api(
     );
     print_phase("prices", &f.prices);
     print_phase("transfer", &f.transfers);
+    Ok(())
+}
+
+/// Runs the LLM proxy benchmark in a temporary data directory.
+async fn llm_proxy(calls: usize, warmup: usize) -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let f = llm_bench::run(LlmBenchOptions {
+        data_dir: dir.path().to_path_buf(),
+        calls,
+        warmup,
+    })
+    .await?;
+    let ms = |d: Duration| d.as_secs_f64() * 1e3;
+    println!(
+        "calls={} tokens_charged={} (= the upstream's reported usage)",
+        f.calls, f.tokens_charged
+    );
+    for (name, m) in [("stream", &f.stream), ("whole", &f.whole)] {
+        let (p50, p99) = m.overhead_ms();
+        println!(
+            "llm_proxy_{name}_direct_p50_ms={:.3} llm_proxy_{name}_proxied_p50_ms={:.3} \
+             llm_proxy_{name}_direct_p99_ms={:.3} llm_proxy_{name}_proxied_p99_ms={:.3} \
+             llm_proxy_{name}_overhead_p50_ms={p50:.3} llm_proxy_{name}_overhead_p99_ms={p99:.3}",
+            ms(m.direct.p50),
+            ms(m.proxied.p50),
+            ms(m.direct.p99),
+            ms(m.proxied.p99),
+        );
+    }
+    let (p50, p99) = f.whole.overhead_ms();
+    println!("llm_proxy_overhead_p50_ms={p50:.3} p99_ms={p99:.3}");
     Ok(())
 }
 

@@ -14,6 +14,8 @@ pub mod bench;
 pub mod config;
 /// The LLM proxy of §10: `/v1/chat/completions` and `/v1/models`, metered per execution.
 pub mod llm;
+/// `agora bench llm-proxy`: the latency the LLM proxy adds over its upstream (§14).
+pub mod llm_bench;
 /// The Orchestrator of §8: the allocation loop, launching and recording executions,
 /// crash recovery, the genesis template.
 pub mod orchestrator;

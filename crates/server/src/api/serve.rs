@@ -3,6 +3,7 @@
 //! Both serve the same router and shut down gracefully: no new connections, and
 //! requests in flight are answered.
 
+use axum::serve::ListenerExt;
 use axum::Router;
 use std::future::Future;
 use std::io;
@@ -18,6 +19,14 @@ pub async fn serve_tcp(
     router: Router,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> io::Result<()> {
+    // Without TCP_NODELAY, Nagle's algorithm holds each small write of a stream
+    // (an LLM answer's events, live events) until the client's delayed ACK of the
+    // previous one: up to 40 ms per event.
+    let listener = listener.tap_io(|tcp| {
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::debug!(error = %e, "cannot set TCP_NODELAY");
+        }
+    });
     axum::serve(listener, router)
         .with_graceful_shutdown(shutdown)
         .await

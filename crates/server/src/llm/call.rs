@@ -226,6 +226,13 @@ impl Held {
     ) {
         let after = self.received.elapsed();
         let overhead = self.before_upstream;
+        if u64::try_from(charge.total()).unwrap_or(0) > self.admission.hold {
+            // The quota still holds (the store charges at most the hold); the
+            // prompt's bound or the upstream's cap did not, see docs/llm.md.
+            tracing::warn!(component = "llm_proxy", call = self.id, model = %self.model,
+                used = charge.total(), held = self.admission.hold,
+                "the upstream reported more tokens than were held; charging the hold");
+        }
         let settlement = LlmSettlement {
             prompt_tokens: Some(charge.prompt_tokens),
             completion_tokens: Some(charge.completion_tokens),
