@@ -4,6 +4,7 @@
 use crate::Cli;
 use agora_server::api_bench::{self, ApiBenchOptions, PhaseFigures};
 use agora_server::bench;
+use agora_server::cycle_bench::{self, CycleBenchOptions};
 use agora_server::llm_bench::{self, LlmBenchOptions};
 use agora_server::store::Store;
 use clap::Subcommand;
@@ -66,6 +67,28 @@ pub enum BenchCommand {
         /// Untimed warm-up seconds before each phase.
         #[arg(long, default_value_t = 2.0)]
         warmup: f64,
+        /// Database of the world; default a temporary SQLite file.
+        #[arg(long)]
+        database_url: Option<String>,
+    },
+    /// One full Orchestrator cycle (expire, clear, allocate, prices, cull) over a
+    /// fresh world of agents running a trivial `main.py` on the process backend,
+    /// each keeping several pending bids; winners launch on tasks of their own, so
+    /// the agents' run time is not in the figure. Prints one line per cycle and
+    /// `cycle_<agents>_agents_ms=<median ms per cycle>` last.
+    Cycle {
+        /// Agents in the market.
+        #[arg(long, default_value_t = 1000)]
+        agents: usize,
+        /// Pending bids each agent keeps (topped up between cycles).
+        #[arg(long, default_value_t = 5)]
+        bids_per_agent: usize,
+        /// Cycles to time.
+        #[arg(long, default_value_t = 30)]
+        runs: usize,
+        /// Untimed cycles first.
+        #[arg(long, default_value_t = 3)]
+        warmups: usize,
         /// Database of the world; default a temporary SQLite file.
         #[arg(long)]
         database_url: Option<String>,
@@ -142,6 +165,20 @@ pub async fn run(_cli: &Cli, cmd: &BenchCommand) -> anyhow::Result<ExitCode> {
                 (*connections, *transfer_connections),
                 *seconds,
                 *warmup,
+                database_url.clone(),
+            )
+            .await?
+        }
+        BenchCommand::Cycle {
+            agents,
+            bids_per_agent,
+            runs,
+            warmups,
+            database_url,
+        } => {
+            cycle(
+                (*agents, *bids_per_agent),
+                (*warmups, *runs),
                 database_url.clone(),
             )
             .await?
@@ -230,6 +267,64 @@ fn print_phase(name: &str, p: &PhaseFigures) {
     println!("api_{name}_p50_ms={:.3}", ms(p.p50));
     println!("api_{name}_p99_ms={:.3}", ms(p.p99));
     println!("api_{name}_rps={:.0}", p.per_second);
+}
+
+/// Runs the cycle benchmark in a temporary data directory.
+async fn cycle(
+    (agents, bids_per_agent): (usize, usize),
+    (warmups, runs): (usize, usize),
+    database_url: Option<String>,
+) -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let f = cycle_bench::run(CycleBenchOptions {
+        data_dir: dir.path().to_path_buf(),
+        database_url,
+        agents,
+        bids_per_agent,
+        warmups,
+        runs,
+    })
+    .await?;
+    let ms = |d: Duration| d.as_secs_f64() * 1e3;
+    for r in &f.runs {
+        println!(
+            "cycle={} warmup={} took_ms={:.3} pending_bids={} allocated={} expired_bids={} \
+             culled={} drain_ms={:.0} cpu_price={}",
+            r.cycle,
+            r.warmup,
+            ms(r.took),
+            r.pending_bids,
+            r.allocated,
+            r.expired_bids,
+            r.culled,
+            ms(r.drain),
+            agora_core::Credits::from_micros(r.cpu_price)
+        );
+    }
+    let executions: Vec<String> = f
+        .executions
+        .iter()
+        .map(|(s, n)| format!("{s}:{n}"))
+        .collect();
+    println!(
+        "backend={} sandbox=process bwrap={} agents={} bids_per_agent={} agents_alive={} \
+         executions={} audit=clean",
+        f.backend,
+        f.bwrap,
+        f.agents,
+        f.bids_per_agent,
+        f.agents_alive,
+        executions.join(",")
+    );
+    let (min, median, max) = f.allocated;
+    println!("cycle_allocated_per_cycle={median} (min {min}, max {max})");
+    println!(
+        "cycle_p90_ms={:.3} cycle_max_ms={:.3}",
+        ms(f.p90),
+        ms(f.max)
+    );
+    println!("cycle_{}_agents_ms={:.3}", f.agents, ms(f.median));
+    Ok(())
 }
 
 async fn sandbox(runs: usize) -> anyhow::Result<()> {

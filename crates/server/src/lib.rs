@@ -12,6 +12,8 @@ pub mod api_bench;
 pub mod bench;
 /// The typed configuration tree: defaults < `agora.toml` < `AGORA_*` env < flags.
 pub mod config;
+/// `agora bench cycle`: one Orchestrator cycle over a populated market (§8, §14).
+pub mod cycle_bench;
 /// The LLM proxy of §10: `/v1/chat/completions` and `/v1/models`, metered per execution.
 pub mod llm;
 /// `agora bench llm-proxy`: the latency the LLM proxy adds over its upstream (§14).
