@@ -514,3 +514,88 @@ fn up_prints_where_everything_is() {
     let out = w.up.interrupt();
     assert!(out.contains("genesis:   agent 1 (resumed)"), "{out}");
 }
+
+/// A minimal OpenAI-shaped upstream on a free loopback port: `/v1/models` and a
+/// non-streaming `/v1/chat/completions` whose answer and usage are fixed. Returns
+/// its base URL and a counter of completions served.
+fn mock_llm() -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    use std::io::BufRead;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let base = format!("http://{}/v1", listener.local_addr().unwrap());
+    let served = std::sync::Arc::new(AtomicUsize::new(0));
+    let count = served.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let mut reader = std::io::BufReader::new(stream.try_clone().unwrap());
+            let mut request_line = String::new();
+            if reader.read_line(&mut request_line).is_err() {
+                continue;
+            }
+            let mut length = 0usize;
+            loop {
+                let mut h = String::new();
+                if reader.read_line(&mut h).is_err() || h == "\r\n" || h.is_empty() {
+                    break;
+                }
+                if let Some(v) = h.to_ascii_lowercase().strip_prefix("content-length:") {
+                    length = v.trim().parse().unwrap_or(0);
+                }
+            }
+            let mut body = vec![0; length];
+            let _ = reader.read_exact(&mut body);
+            let answer = if request_line.contains("/v1/models") {
+                json!({"object": "list", "data": [{"id": "mock-model", "object": "model"}]})
+            } else {
+                count.fetch_add(1, Ordering::SeqCst);
+                json!({"id": "c1", "object": "chat.completion", "model": "mock-model",
+                       "choices": [{"index": 0, "finish_reason": "stop",
+                                    "message": {"role": "assistant",
+                                                "content": "Why prices fall\nIdle markets get cheaper every cycle."}}],
+                       "usage": {"prompt_tokens": 120, "completion_tokens": 12, "total_tokens": 132}})
+            }
+            .to_string();
+            let _ = write!(
+                stream,
+                "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{answer}",
+                answer.len()
+            );
+        }
+    });
+    (base, served)
+}
+
+#[test]
+fn genesis_writes_with_the_llm_through_the_proxy() {
+    let (base, served) = mock_llm();
+    let dir = tempfile::tempdir().unwrap();
+    let w = World::start(
+        dir.path(),
+        &[],
+        &[
+            ("AGORA_LLM__BASE_URL", &base),
+            ("AGORA_LLM__API_KEY_ENV", ""),
+        ],
+    );
+    w.wait_for(
+        "a prompt written by the LLM",
+        Duration::from_secs(60),
+        None,
+        |w| {
+            let q = w.get("/human/queue");
+            std::iter::once(&q["active"])
+                .chain(q["pending"].as_array().unwrap().iter())
+                .any(|p| {
+                    p["content"]["kind"] == "llm" && p["content"]["title"] == "Why prices fall"
+                })
+        },
+    );
+    assert!(served.load(std::sync::atomic::Ordering::SeqCst) >= 1);
+    let out = w.up.interrupt();
+    assert!(
+        out.contains(&format!("LLM proxy: {base}")) || out.contains(&base),
+        "{out}"
+    );
+    audit_clean(dir.path());
+}
