@@ -179,21 +179,13 @@ pub async fn up(cli: &Cli, args: &UpArgs) -> anyhow::Result<ExitCode> {
         _ = shutdown.wait() => ExitCode::SUCCESS,
         ended = &mut server => {
             // The listener only stops by itself on an I/O fault.
-            let why = match ended {
-                Ok(Ok(())) => "stopped".to_string(),
-                Ok(Err(e)) => e.to_string(),
-                Err(e) => e.to_string(),
-            };
+            let why = task_end(ended);
             tracing::error!(component = "api", error = %why, "System Service stopped unexpectedly");
             eprintln!("error: the System Service stopped: {why}");
             ExitCode::FAILURE
         }
         ended = &mut lp => {
-            let why = match ended {
-                Ok(Ok(())) => "stopped".to_string(),
-                Ok(Err(e)) => e.to_string(),
-                Err(e) => e.to_string(),
-            };
+            let why = task_end(ended);
             tracing::error!(component = "orchestrator", error = %why, "the loop stopped unexpectedly");
             eprintln!("error: the orchestrator stopped: {why}");
             ExitCode::FAILURE
@@ -230,6 +222,15 @@ pub async fn up(cli: &Cli, args: &UpArgs) -> anyhow::Result<ExitCode> {
     w.store.close().await;
     println!("agora stopped cleanly");
     Ok(code)
+}
+
+/// Why a task that should have run until shutdown ended.
+fn task_end<E: std::fmt::Display>(ended: Result<Result<(), E>, tokio::task::JoinError>) -> String {
+    match ended {
+        Ok(Ok(())) => "stopped".to_string(),
+        Ok(Err(e)) => e.to_string(),
+        Err(e) => e.to_string(),
+    }
 }
 
 /// How long a stopping server waits for requests in flight before it closes the

@@ -42,7 +42,7 @@ use futures_util::future::BoxFuture;
 pub use docker::{connect_docker, DockerOptions, DockerSandbox};
 pub use error::SandboxError;
 pub use identity::AgentUser;
-pub use logs::{LogLine, LogStream};
+pub use logs::{rfc3339, LogLine, LogStream};
 pub use outcome::{IsolationReport, KillSwitch, Outcome, RunningExecution};
 pub use process::{BwrapMode, ProcessOptions, ProcessSandbox};
 pub use reconcile::Leftover;

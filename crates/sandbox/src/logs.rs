@@ -268,7 +268,7 @@ pub(crate) struct Ending {
 }
 
 /// `2025-01-31T12:34:56.789Z`, without pulling in a date crate for one format.
-pub(crate) fn rfc3339(at: SystemTime) -> String {
+pub fn rfc3339(at: SystemTime) -> String {
     let d = at.duration_since(UNIX_EPOCH).unwrap_or(Duration::ZERO);
     let secs = d.as_secs();
     let (days, rem) = (secs / 86_400, secs % 86_400);

@@ -67,7 +67,7 @@ impl ExecutionEnv {
             cycle: i.cycle,
             credits: i.credits,
             bundle: i.bundle.to_spec(),
-            deadline: rfc3339(unix),
+            deadline: agora_sandbox::rfc3339(deadline),
             deadline_unix: unix,
             openai_base_url: format!("{}/v1", i.system_service_url),
             system_service_url: i.system_service_url,
@@ -148,41 +148,10 @@ pub fn entry_point(workspace: &Path) -> Result<Vec<String>, String> {
     Ok(m.command)
 }
 
-/// Seconds since the epoch as `YYYY-MM-DDTHH:MM:SS.ffffffZ` (UTC), without pulling
-/// in a calendar crate for one format.
-pub fn rfc3339(unix: f64) -> String {
-    let micros = (unix * 1e6).round() as i64;
-    let (secs, frac) = (micros.div_euclid(1_000_000), micros.rem_euclid(1_000_000));
-    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
-    // Howard Hinnant's days-to-civil algorithm.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{frac:06}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
-}
-
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn rfc3339_matches_known_instants() {
-        assert_eq!(rfc3339(0.0), "1970-01-01T00:00:00.000000Z");
-        assert_eq!(rfc3339(951_782_400.5), "2000-02-29T00:00:00.500000Z");
-        assert_eq!(rfc3339(1_795_694_430.0), "2026-11-26T12:00:30.000000Z");
-    }
 
     #[test]
     fn entry_point_defaults_and_reads_the_manifest() {
