@@ -277,10 +277,10 @@ fn law_two_and_expiry_kill_agents() {
             ("AGORA_ECONOMY__BID_TTL_CYCLES", "5"),
         ],
     );
-    let create = |main: &str, memory: u64| {
+    let create = |files: Value, memory: u64| {
         let (status, v) = w.post(
             "/admin/agents",
-            &json!({"files": [{"path": "main.py", "content": main}],
+            &json!({"files": files,
                     "initial_credits": "500",
                     "bid": {"bundle": {"cpu_seconds": 0.5, "memory_mb": memory}, "amount": "300"}}),
         );
@@ -290,12 +290,36 @@ fn law_two_and_expiry_kill_agents() {
             .or_else(|| v["id"].as_i64())
             .unwrap_or_else(|| panic!("{v}"))
     };
-    let quitter = create("print('leaving without a bid')\n", 64);
-    let stranded = create("print('never runs')\n", 2000);
-    w.wait_for("both dead", Duration::from_secs(60), None, |w| {
-        w.agent(quitter)["agent"]["status"] == "dead"
-            && w.agent(stranded)["agent"]["status"] == "dead"
+    let main = |code: &str| json!({"path": "main.py", "content": code});
+    let quitter = create(json!([main("print('leaving without a bid')\n")]), 64);
+    let stranded = create(json!([main("print('never runs')\n")]), 2000);
+    // A workspace that cannot be started is the agent's failure, not the runtime's:
+    // no refund, no restored bid, so it dies like one that crashed.
+    let broken = create(
+        json!([main("pass\n"), {"path": "agent.toml", "content": "command = 5\n"}]),
+        64,
+    );
+    w.wait_for("all three dead", Duration::from_secs(60), None, |w| {
+        [quitter, stranded, broken]
+            .iter()
+            .all(|a| w.agent(*a)["agent"]["status"] == "dead")
     });
+    let b = w.agent(broken);
+    assert_eq!(b["agent"]["death_reason"], "no_bid", "{b}");
+    let e = &b["executions"][0];
+    assert_eq!(e["status"], "failed", "{b}");
+    assert!(
+        e["termination_reason"]
+            .as_str()
+            .unwrap()
+            .contains("agent.toml"),
+        "{b}"
+    );
+    assert_eq!(
+        balance(&b),
+        200.0,
+        "paid 300 for the execution, nothing refunded"
+    );
     let q = w.agent(quitter);
     assert_eq!(q["agent"]["death_reason"], "no_bid", "{q}");
     assert_eq!(executions(&q), 1, "{q}");

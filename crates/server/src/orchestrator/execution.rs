@@ -1,13 +1,16 @@
 //! One execution from allocation to its recorded end (SPEC §6, §8): a socket
 //! directory with the System Service on it, a token, env.json, the launch, the
-//! agent's output into system.log, and the outcome into the store — or, when the
-//! sandbox never started it, `lost` with the payment refunded.
+//! agent's output into system.log, and the outcome into the store. An execution the
+//! runtime could not start is `lost` (refunded, its bid restored); one whose own
+//! workspace made it unstartable (a malformed `agent.toml`) has `failed`, as a
+//! crash of its program would have.
 
 use super::environment::{entry_point, write_fresh, EnvInput, ExecutionEnv, PREVIOUS_LOG};
 use super::template::{API_FILE, RULES_FILE, SHARED_MOUNT};
 use super::Inner;
 use crate::api::UnixServer;
 use crate::store::{ExecutionEnd, ExecutionRecord};
+use agora_core::lifecycle::ExecutionStatus;
 use agora_sandbox::{ExecutionSpec, Limits, LogLine, Outcome, ReadonlyMount, RunningExecution};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -23,7 +26,9 @@ pub(super) async fn run(inner: Arc<Inner>, exec: ExecutionRecord) {
             return;
         };
         if inner.stopping.is_cancelled() {
-            Err("agora stopped before it started".to_string())
+            Err(NotStarted::Runtime(
+                "agora stopped before it started".into(),
+            ))
         } else {
             launch(&inner, &exec, &socket_dir).await
         }
@@ -33,9 +38,19 @@ pub(super) async fn run(inner: Arc<Inner>, exec: ExecutionRecord) {
             supervise(&inner, &exec, l.running, &l.log_path, &l.workspace).await;
             l.server.stop().await;
         }
-        Err(why) => {
-            tracing::warn!(component = "orchestrator", agent = %exec.agent, execution = %id, reason = %why, "execution did not start");
-            if let Err(e) = inner.store.abandon_execution(id, why, inner.rebid()).await {
+        Err(not_started) => {
+            let recorded = match not_started {
+                NotStarted::Runtime(why) => {
+                    tracing::warn!(component = "orchestrator", agent = %exec.agent, execution = %id, reason = %why, "execution did not start");
+                    inner.store.abandon_execution(id, why, inner.rebid()).await
+                }
+                NotStarted::Agent(why) => {
+                    tracing::info!(component = "orchestrator", agent = %exec.agent, execution = %id, reason = %why, "execution failed before it ran");
+                    let end = ExecutionEnd::new(ExecutionStatus::Failed, None, Some(why));
+                    inner.store.end_execution(id, end).await
+                }
+            };
+            if let Err(e) = recorded {
                 tracing::error!(component = "orchestrator", execution = %id, error = %e, "cannot record an execution that did not start");
             }
         }
@@ -47,18 +62,32 @@ pub(super) async fn run(inner: Arc<Inner>, exec: ExecutionRecord) {
     }
 }
 
-/// Everything before the agent runs; an `Err` is the reason it never started.
+/// Why an execution never ran, and whose failure that was.
+enum NotStarted {
+    /// The runtime's: the execution is lost, refunded, its bid restored.
+    Runtime(String),
+    /// The agent's own workspace: the execution failed.
+    Agent(String),
+}
+
+impl From<String> for NotStarted {
+    fn from(why: String) -> Self {
+        NotStarted::Runtime(why)
+    }
+}
+
+/// Everything before the agent runs; an `Err` is why it never started.
 async fn launch(
     inner: &Arc<Inner>,
     exec: &ExecutionRecord,
     socket_dir: &Path,
-) -> Result<Launched, String> {
+) -> Result<Launched, NotStarted> {
     let store = &inner.store;
     let agent = store.agent(exec.agent).await.map_err(|e| e.to_string())?;
     let workspace = PathBuf::from(&agent.workspace);
     let log_path = inner.logs_dir.join(format!("execution-{}.log", exec.id.0));
     let mut spec = ExecutionSpec::new(exec.agent, exec.id, &workspace, socket_dir, &log_path);
-    spec.command = entry_point(&workspace)?;
+    spec.command = entry_point(&workspace).map_err(NotStarted::Agent)?;
     spec.limits = limits(inner, exec);
     spec.readonly_mounts = vec![ReadonlyMount {
         host: inner.shared_dir.clone(),
@@ -103,7 +132,7 @@ async fn launch(
         Ok(r) => r,
         Err(e) => {
             server.stop().await;
-            return Err(format!("sandbox: {e}"));
+            return Err(format!("sandbox: {e}").into());
         }
     };
     let recorded = store
@@ -119,10 +148,10 @@ async fn launch(
         running.kill();
         let _ = running.wait().await;
         server.stop().await;
-        return Err(match recorded {
+        return Err(NotStarted::Runtime(match recorded {
             Err(e) => format!("cannot record the start: {e}"),
             Ok(_) => "ended before it started".into(),
-        });
+        }));
     }
     tracing::info!(component = "sandbox", agent = %exec.agent, execution = %exec.id, cycle = exec.cycle,
         backend = sandbox.backend(), container = running.container_id().unwrap_or("-"), "execution started");
