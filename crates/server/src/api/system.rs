@@ -61,6 +61,7 @@ async fn context(caller: Caller, State(s): State<ApiState>) -> ApiResult<Json<Co
         .prompt_of_execution(caller.execution)
         .await?
         .is_some();
+    let quota = s.store.llm_quota(caller.execution).await?;
     Ok(Json(ContextView {
         agent: caller.agent.0,
         execution: caller.execution.0,
@@ -68,7 +69,8 @@ async fn context(caller: Caller, State(s): State<ApiState>) -> ApiResult<Json<Co
         current_cycle: s.store.current_cycle().await?.0,
         bundle: (&exec.bundle).into(),
         tokens_used: exec.tokens_used,
-        tokens_left: (tokens - exec.tokens_used).max(0),
+        // What a new LLM call could still hold: calls in flight hold theirs.
+        tokens_left: (tokens - exec.tokens_used - quota.held).max(0),
         deadline: since.saturating_add(wall_ms.saturating_mul(1000)),
         can_prompt: exec.bundle.get(agora_core::Resource::AttentionShare) > 0 && !prompted,
         balance: BalanceView::new(caller.agent.0, &balance),

@@ -65,6 +65,37 @@ async fn a_call_is_forwarded_and_charged_its_reported_usage(t: TestStore) {
     // The agent's own view agrees.
     let ctx = llm.api.get("/system/context", &a.token).await.expect(200);
     assert_eq!(ctx["tokens_used"], 15);
+    let tokens = ctx["bundle"]["tokens"].as_f64().unwrap() as i64;
+    assert_eq!(ctx["tokens_left"], tokens - 15);
+    // While a call is in flight, what it holds is not left for another.
+    let slow = {
+        let http = llm.api.http.clone();
+        let url = format!("{}/v1/chat/completions", llm.api.base);
+        let body = request(json!({"content": ["x"], "first_byte_delay_ms": 600}));
+        let token = a.token.clone();
+        tokio::spawn(async move {
+            http.post(url)
+                .bearer_auth(token)
+                .json(&body)
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        })
+    };
+    let mut held = 0;
+    for _ in 0..50 {
+        held = llm.quota(a.execution).await.held;
+        if held > 0 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    assert!(held > 0, "the slow call holds tokens");
+    let ctx = llm.api.get("/system/context", &a.token).await.expect(200);
+    assert_eq!(ctx["tokens_left"], tokens - 15 - held);
+    assert_eq!(slow.await.unwrap(), 200);
     // The upstream got the host's key and never the agent's token.
     let seen = llm.mock.seen();
     assert_eq!(
