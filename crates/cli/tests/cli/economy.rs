@@ -516,10 +516,11 @@ fn crash_repeatedly(sandbox: &str, rounds: u64) {
         .fetch_one(&mut c)
         .await
         .unwrap();
-        // Some kills landed between a winner's payment and its start: inside a
-        // cycle or right after it. Those were refunded (the audit checked it).
+        // In the long run, some kills landed between a winner's payment and its
+        // start: inside a cycle or right after it. Those were refunded (the audit
+        // checked it). A few rounds (docker) need not hit one.
         assert!(
-            scheduled > 0,
+            scheduled > 0 || rounds < 20,
             "no kill hit an allocated, unstarted execution"
         );
     });
