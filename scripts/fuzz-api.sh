@@ -34,7 +34,7 @@ checks="${AGORA_FUZZ_CHECKS:-all}"
 exclude="${AGORA_FUZZ_EXCLUDE-positive_data_acceptance}"
 
 # Agent endpoints take an execution token; the rest take the operator token.
-agent_paths='^/(market|economic|social|system|human/prompt|human/responses)(/|$)|^/(healthz|metrics)$'
+agent_paths='^/(market|economic|social|system|human/prompt|human/responses|v1)(/|$)|^/(healthz|metrics)$'
 operator_paths='^/(human/queue|human/reward|admin)(/|$)'
 
 if ! "$venv/bin/schemathesis" --version 2>/dev/null | grep -qF "$SCHEMATHESIS_VERSION"; then

@@ -1,13 +1,14 @@
 //! A System Service with something in it, for schema-driven fuzzing
 //! (`scripts/fuzz-api.sh`): a fresh world in a temporary directory with agents
 //! inside running executions, pending bids, an active and a pending prompt, and
-//! unread messages; the operator token; the API on 127.0.0.1 at a free port.
+//! unread messages; the operator token; the API on 127.0.0.1 at a free port; and
+//! an OpenAI-shaped upstream that always answers, behind the LLM proxy.
 //!
 //! `cargo run -p agora-server --example api_fixture -- <out.json>` writes
 //! `{"base_url", "agent_token", "operator_token", "agent_id"}` to `<out.json>` once
 //! the server answers, then serves until SIGTERM or SIGINT and exits 0.
 
-use agora_core::{AgentId, Credits};
+use agora_core::{AgentId, Bundle, BundleSpec, Credits};
 use agora_server::api::operator;
 use agora_server::api_bench::{fresh_world, running_agent, small_bundle, LocalServer};
 use agora_server::store::NewBid;
@@ -40,7 +41,15 @@ async fn main() -> anyhow::Result<()> {
     // The fuzzed agent is rich and may prompt the human; the others give it
     // someone to pay, message and bid for, and fill the attention queue.
     let with_attention = small_bundle(&config, 0.1)?;
-    let me = running_agent(&store, &config, with_attention, credits(1_000_000)).await?;
+    // The fuzzed agent's bundle has tokens for many LLM calls.
+    let with_tokens = Bundle::parse(
+        &BundleSpec {
+            tokens: 10_000.0,
+            ..with_attention.to_spec()
+        },
+        &config.bundle_limits(),
+    )?;
+    let me = running_agent(&store, &config, with_tokens, credits(1_000_000)).await?;
     let mut others = Vec::new();
     for _ in 0..3 {
         others.push(running_agent(&store, &config, with_attention, credits(1_000)).await?);
@@ -86,6 +95,8 @@ async fn main() -> anyhow::Result<()> {
     // finish (a client reconnects; the contract tests cover long streams).
     let mut config = config;
     config.server.event_stream_max_seconds = 1;
+    config.llm.base_url = Some(mock_upstream().await?);
+    config.llm.api_key_env = String::new();
     let server = LocalServer::start(store.clone(), config).await?;
     let info = json!({
         "base_url": format!("http://{}", server.addr),
@@ -111,4 +122,52 @@ async fn main() -> anyhow::Result<()> {
     store.close().await;
     let _ = std::fs::remove_file(&out);
     Ok(())
+}
+
+/// An OpenAI-compatible upstream on a free loopback port that answers every chat
+/// completion (whole, or streamed with a usage chunk when asked) and lists one
+/// model, so that what the fuzzer sends through the proxy is judged by the proxy.
+async fn mock_upstream() -> anyhow::Result<String> {
+    use axum::response::IntoResponse;
+    use axum::routing::{get, post};
+    async fn models() -> axum::Json<serde_json::Value> {
+        axum::Json(json!({"object": "list", "data": [{"id": "fixture-model", "object": "model"}]}))
+    }
+    async fn chat(body: axum::body::Bytes) -> axum::response::Response {
+        let req: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+        let usage = json!({"prompt_tokens": 3, "completion_tokens": 2, "total_tokens": 5});
+        if req["stream"] == true {
+            let chunk = |delta: serde_json::Value, usage: serde_json::Value| {
+                json!({"id": "f", "object": "chat.completion.chunk", "model": "fixture-model",
+                       "choices": delta, "usage": usage})
+            };
+            let events = [
+                chunk(
+                    json!([{"index": 0, "delta": {"content": "ok"}}]),
+                    serde_json::Value::Null,
+                ),
+                chunk(json!([]), usage),
+            ];
+            let mut text = String::new();
+            for e in events {
+                text.push_str(&format!("data: {e}\n\n"));
+            }
+            text.push_str("data: [DONE]\n\n");
+            return ([("content-type", "text/event-stream")], text).into_response();
+        }
+        axum::Json(
+            json!({"id": "f", "object": "chat.completion", "model": "fixture-model",
+            "choices": [{"index": 0, "finish_reason": "stop",
+                         "message": {"role": "assistant", "content": "ok"}}],
+            "usage": usage}),
+        )
+        .into_response()
+    }
+    let app = axum::Router::new()
+        .route("/v1/models", get(models))
+        .route("/v1/chat/completions", post(chat));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let url = format!("http://{}/v1", listener.local_addr()?);
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    Ok(url)
 }
