@@ -192,14 +192,24 @@ async fn method_not_allowed() -> ApiError {
 /// layers (timeouts) rather than handlers.
 async fn error_shape(req: Request, next: Next) -> Response {
     let response = next.run(req).await;
+    match layer_error(&response) {
+        Some((status, code, message)) => ApiError::new(status, code, message).into_response(),
+        None => response,
+    }
+}
+
+/// An error answer made outside the handlers (not JSON: a timeout, a wrong method,
+/// a body over the limit) as the status, code and message of the error contract;
+/// `None` for every other answer. Both error shapes (agora's and `/v1`'s) use it.
+pub(crate) fn layer_error(response: &Response) -> Option<(StatusCode, &'static str, &'static str)> {
     let status = response.status();
     let is_json = response
         .headers()
         .get(CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.starts_with("application/json"));
-    if status.is_success() || status.is_redirection() || status.is_informational() || is_json {
-        return response;
+    if !(status.is_client_error() || status.is_server_error()) || is_json {
+        return None;
     }
     let code = match status {
         StatusCode::REQUEST_TIMEOUT => "timeout",
@@ -209,6 +219,5 @@ async fn error_shape(req: Request, next: Next) -> Response {
         s if s.is_client_error() => "bad_request",
         _ => "internal",
     };
-    let message = status.canonical_reason().unwrap_or("error");
-    ApiError::new(status, code, message).into_response()
+    Some((status, code, status.canonical_reason().unwrap_or("error")))
 }

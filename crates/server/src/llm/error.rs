@@ -6,7 +6,7 @@
 
 use crate::api::ApiError;
 use axum::extract::Request;
-use axum::http::header::{CONTENT_TYPE, RETRY_AFTER};
+use axum::http::header::RETRY_AFTER;
 use axum::http::{HeaderValue, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -141,24 +141,10 @@ impl From<ApiError> for LlmError {
 /// Gives error answers made outside the handlers (a wrong method) the `/v1` shape.
 pub async fn openai_shape(req: Request, next: Next) -> Response {
     let response = next.run(req).await;
-    let status = response.status();
-    let is_json = response
-        .headers()
-        .get(CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("application/json"));
-    if !(status.is_client_error() || status.is_server_error()) || is_json {
-        return response;
+    match crate::api::layer_error(&response) {
+        Some((status, code, message)) => LlmError::new(status, code, message).into_response(),
+        None => response,
     }
-    let code = match status {
-        StatusCode::METHOD_NOT_ALLOWED => "method_not_allowed",
-        StatusCode::NOT_FOUND => "not_found",
-        StatusCode::PAYLOAD_TOO_LARGE => "body_too_large",
-        s if s.is_client_error() => "bad_request",
-        _ => "internal",
-    };
-    let message = status.canonical_reason().unwrap_or("error");
-    LlmError::new(status, code, message).into_response()
 }
 
 #[cfg(test)]

@@ -4,13 +4,13 @@
 //! to at most the bundle, and to exactly the reported usage whenever there was one.
 
 use super::{request, Llm};
+use crate::contract;
 use crate::harness::TestStore;
-use crate::llm_contract;
 use proptest::prelude::*;
 use proptest::test_runner::{Config as ProptestConfig, TestRunner};
 use serde_json::{json, Value};
 
-llm_contract!(a_burst_of_parallel_calls_never_overshoots_the_quota);
+contract!(a_burst_of_parallel_calls_never_overshoots_the_quota);
 
 async fn a_burst_of_parallel_calls_never_overshoots_the_quota(t: TestStore) {
     let llm = std::sync::Arc::new(Llm::start(t, |_| {}).await);

@@ -3,13 +3,13 @@
 //! no upstream).
 
 use super::{request, Llm, KEY};
+use crate::contract;
 use crate::harness::TestStore;
-use crate::llm_contract;
 use agora_core::lifecycle::ExecutionStatus;
 use agora_server::llm::TokenizeMode;
 use serde_json::{json, Value};
 
-llm_contract!(
+contract!(
     a_call_is_forwarded_and_charged_its_reported_usage,
     missing_or_oversized_max_tokens_reaches_the_upstream_clamped,
     a_tokenizing_upstream_gives_an_exact_prompt_hold,

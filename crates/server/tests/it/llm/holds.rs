@@ -3,12 +3,12 @@
 //! call could have used), on both backends.
 
 use crate::api::harness::TestApi;
+use crate::contract;
 use crate::harness::TestStore;
-use crate::llm_contract;
 use agora_server::store::{HoldOutcome, LlmCallStatus, LlmSettlement, NewLlmCall, UsageSource};
 use std::time::Duration;
 
-llm_contract!(
+contract!(
     holds_are_settled_once_and_never_charge_more_than_held,
     leftover_holds_are_charged_in_full_by_reconciliation_and_expiry,
 );

@@ -108,23 +108,3 @@ pub fn request(mock: Value) -> Value {
     json!({"model": "mock-model", "messages": [{"role": "user", "content": "Say hello."}],
            "mock": mock})
 }
-
-/// Declares each listed `async fn name(TestStore)` as two tests, on SQLite and on
-/// PostgreSQL (like `api_contract!`, for tests that start their own proxy).
-#[macro_export]
-macro_rules! llm_contract {
-    ($($name:ident),* $(,)?) => {$(
-        mod $name {
-            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-            async fn sqlite() {
-                super::$name($crate::harness::sqlite().await).await
-            }
-            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-            async fn postgres() {
-                if let Some(t) = $crate::harness::postgres().await {
-                    super::$name(t).await
-                }
-            }
-        }
-    )*};
-}

@@ -4,14 +4,14 @@
 //! charged an estimate, flagged.
 
 use super::{request, Llm};
+use crate::contract;
 use crate::harness::TestStore;
-use crate::llm_contract;
 use proptest::prelude::*;
 use proptest::test_runner::{Config as ProptestConfig, TestRunner};
 use serde_json::{json, Value};
 use std::time::Duration;
 
-llm_contract!(
+contract!(
     a_stream_is_not_buffered,
     a_client_that_leaves_mid_stream_is_charged_and_leaves_no_hold,
     an_upstream_that_dies_mid_stream_is_charged_an_estimate,
