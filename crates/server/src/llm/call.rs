@@ -316,18 +316,10 @@ async fn whole(
     let content_type = response.headers().get(CONTENT_TYPE).cloned();
     let mut body = Vec::new();
     let fault = loop {
-        match tokio::time::timeout(config.idle_timeout(), response.chunk()).await {
-            Err(_) => break Some(idle_timeout()),
-            Ok(Err(e)) => {
-                break Some(
-                    held.state
-                        .llm
-                        .upstream()
-                        .map_or_else(|e| e, |u| u.broken(&e)),
-                )
-            }
-            Ok(Ok(None)) => break None,
-            Ok(Ok(Some(bytes))) => {
+        match next_chunk(&held, &mut response).await {
+            Err(e) => break Some(e),
+            Ok(None) => break None,
+            Ok(Some(bytes)) => {
                 if body.len() + bytes.len() > config.max_body_bytes {
                     break Some(LlmError::new(
                         StatusCode::BAD_GATEWAY,
@@ -414,18 +406,10 @@ async fn stream(
     let mut out = Vec::new();
     let mut first_token = None;
     let fault = loop {
-        let bytes = match tokio::time::timeout(config.idle_timeout(), response.chunk()).await {
-            Err(_) => break Some(idle_timeout()),
-            Ok(Err(e)) => {
-                break Some(
-                    held.state
-                        .llm
-                        .upstream()
-                        .map_or_else(|e| e, |u| u.broken(&e)),
-                )
-            }
-            Ok(Ok(None)) => break None,
-            Ok(Ok(Some(bytes))) => bytes,
+        let bytes = match next_chunk(&held, &mut response).await {
+            Err(e) => break Some(e),
+            Ok(None) => break None,
+            Ok(Some(bytes)) => bytes,
         };
         out.clear();
         if filter.push(&bytes, &mut out).is_err() {
@@ -475,6 +459,23 @@ async fn forward(client: &mut Option<mpsc::Sender<Bytes>>, bytes: &[u8], patienc
         if !matches!(sent, Ok(Ok(()))) {
             *client = None;
         }
+    }
+}
+
+/// The upstream's next piece of body within the idle timeout; `Ok(None)` at its end.
+async fn next_chunk(
+    held: &Held,
+    response: &mut reqwest::Response,
+) -> Result<Option<Bytes>, LlmError> {
+    let idle = held.state.llm.config.idle_timeout();
+    match tokio::time::timeout(idle, response.chunk()).await {
+        Err(_) => Err(idle_timeout()),
+        Ok(Err(e)) => Err(held
+            .state
+            .llm
+            .upstream()
+            .map_or_else(|e| e, |u| u.broken(&e))),
+        Ok(Ok(chunk)) => Ok(chunk),
     }
 }
 
