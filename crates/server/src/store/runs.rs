@@ -82,9 +82,13 @@ async fn end_in(
         return Ok(None);
     }
     let now = now_micros();
-    sqlx::query(
+    // Conditional on the status, so that of two ends racing on PostgreSQL (a
+    // shutdown abandoning what a supervisor is recording) the second, which waits
+    // on the row lock and then sees the ended row, changes nothing and refunds
+    // nothing.
+    let ended = sqlx::query(
         "UPDATE executions SET status = $1, exit_code = $2, termination_reason = $3, ended_at = $4, \
-         cpu_used_millis = $5, peak_memory_mb = $6 WHERE id = $7",
+         cpu_used_millis = $5, peak_memory_mb = $6 WHERE id = $7 AND status IN ('scheduled', 'running')",
     )
     .bind(end.status.as_str())
     .bind(end.exit_code)
@@ -95,6 +99,9 @@ async fn end_in(
     .bind(id.0)
     .execute(&mut *c)
     .await?;
+    if ended.rows_affected() == 0 {
+        return Ok(None);
+    }
     sqlx::query(
         "UPDATE markets SET in_use = in_use - $1 WHERE resource = 'memory_mb' AND in_use >= $1",
     )

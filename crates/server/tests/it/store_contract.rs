@@ -9,7 +9,9 @@ use agora_core::lifecycle::{AgentStatus, BidStatus, DeathReason, ExecutionStatus
 use agora_core::{
     Account, AgentId, Bundle, BundleLimits, BundleSpec, Credits, Cycle, LedgerError, TransferKind,
 };
-use agora_server::store::{NewBid, Rebid, Rejection, SpawnRequest, StoreError, TransferRequest};
+use agora_server::store::{
+    ExecutionEnd, NewBid, Rebid, Rejection, SpawnRequest, StoreError, TransferRequest,
+};
 
 contract!(
     grants_and_transfers_move_exact_amounts,
@@ -534,6 +536,46 @@ async fn lost_executions_are_refunded_and_bid_again(t: TestStore) {
     assert!(restored.amount < t.store.prices().await.unwrap().reserve(&restored.bundle));
     assert_eq!(t.available(b).await, cr(70));
     assert_eq!(t.balance(b).await, cr(100));
+    // Ends racing on one execution (a shutdown abandoning what its supervisor is
+    // recording): exactly one of them ends it, and the refund happens once.
+    // (Prices are 100 times higher now: this bundle's reserve is 200.)
+    let c = t.agent(1000).await;
+    let bc = place(&t, bid(c, bundle(1.0, 10.0, 0.0, 0.0), cr(300))).await;
+    let cycle = t.store.begin_cycle().await.unwrap();
+    let ec = t.store.allocate(bc.id, cycle).await.unwrap().unwrap();
+    let ended = race(
+        &t,
+        8,
+        move |i, store| async move {
+            if i % 2 == 0 {
+                store
+                    .abandon_execution(ec.id, "shutdown".into(), rules)
+                    .await
+            } else {
+                let end = ExecutionEnd::new(ExecutionStatus::Failed, Some(1), None);
+                store.end_execution(ec.id, end).await
+            }
+        },
+        |_| false,
+    )
+    .await;
+    let winners: Vec<_> = ended.iter().flatten().collect();
+    assert_eq!(winners.len(), 1, "exactly one end: {ended:?}");
+    let bal = t.store.balance(c).await.unwrap();
+    if winners[0].refunded.is_some() {
+        assert_eq!(
+            (bal.balance, bal.held),
+            (cr(1000), cr(300)),
+            "refunded once"
+        );
+    } else {
+        assert_eq!(
+            (bal.balance, bal.held),
+            (cr(700), cr(0)),
+            "paid, not refunded"
+        );
+    }
+    t.assert_audit_clean().await;
     assert!(t.store.active_executions().await.unwrap().is_empty());
     t.assert_audit_clean().await;
 }
