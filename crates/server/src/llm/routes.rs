@@ -52,11 +52,24 @@ pub struct ChatCompletionRequest {
 /// event by event. The answer names the LlmCall record in `x-agora-llm-call`
 /// and, when the proxy changed the output cap, the cap in
 /// `x-agora-max-tokens-clamped`.
+/// One event of a streamed completion as a Server-Sent Events client parses it (the
+/// OpenAPI document describes an event stream by one event).
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+pub struct ChunkEvent {
+    /// A `chat.completion.chunk` as JSON, or `[DONE]` last.
+    pub data: String,
+}
+
 #[utoipa::path(post, path = "/v1/chat/completions", tag = "llm",
     security(("execution_token" = [])),
     request_body = ChatCompletionRequest,
     responses(
-        (status = 200, description = "The upstream's answer: a chat completion, or an event stream (text/event-stream) ending with `data: [DONE]`", body = Object),
+        (status = 200, description = "The upstream's answer: a chat completion (application/json), or with `stream: true` an event stream (text/event-stream) of chunks ending with `data: [DONE]`",
+            content(
+                (Object = "application/json"),
+                (ChunkEvent = "text/event-stream"),
+            )),
         (status = 400, description = "Bad input", body = LlmErrorBody),
         (status = 401, description = "Missing, unknown or ended execution token", body = LlmErrorBody),
         (status = 402, description = "The token quota cannot fit the call (`insufficient_quota`)", body = LlmErrorBody),
