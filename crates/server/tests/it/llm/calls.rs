@@ -279,14 +279,7 @@ async fn refusals_are_openai_shaped_and_never_reach_the_upstream(t: TestStore) {
         "no_upstream",
     )
     .await;
-    let r = none
-        .api
-        .http
-        .get(format!("{}/v1/models", none.api.base))
-        .bearer_auth(&b.token)
-        .send()
-        .await
-        .unwrap();
+    let r = none.models(&b.token).await;
     expect_error(r, 503, "no_upstream").await;
 }
 
@@ -338,14 +331,7 @@ async fn expired_or_foreign_tokens_are_refused(t: TestStore) {
         "invalid_token",
     )
     .await;
-    let r = llm
-        .api
-        .http
-        .get(format!("{}/v1/models", llm.api.base))
-        .bearer_auth(&a.token)
-        .send()
-        .await
-        .unwrap();
+    let r = llm.models(&a.token).await;
     expect_error(r, 401, "invalid_token").await;
     assert_eq!(llm.mock.calls(), 1);
 }

@@ -56,6 +56,17 @@ impl Llm {
         Llm { api, mock }
     }
 
+    /// `GET /v1/models` with `token`.
+    pub async fn models(&self, token: &str) -> reqwest::Response {
+        self.api
+            .http
+            .get(format!("{}/v1/models", self.api.base))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap()
+    }
+
     /// `POST /v1/chat/completions` with `token`.
     pub async fn chat(&self, token: &str, body: Value) -> reqwest::Response {
         self.api

@@ -50,14 +50,7 @@ async fn the_upstream_key_never_leaves_the_host() {
         texts.push(format!("{:?}", r.headers()));
         texts.push(String::from_utf8_lossy(&r.bytes().await.unwrap()).into_owned());
     }
-    let r = llm
-        .api
-        .http
-        .get(format!("{}/v1/models", llm.api.base))
-        .bearer_auth(&a.token)
-        .send()
-        .await
-        .unwrap();
+    let r = llm.models(&a.token).await;
     texts.push(format!("{:?}", r.headers()));
     texts.push(r.text().await.unwrap());
     llm.settled(a.execution).await;
