@@ -12,6 +12,8 @@ pub mod api_bench;
 pub mod bench;
 /// The typed configuration tree: defaults < `agora.toml` < `AGORA_*` env < flags.
 pub mod config;
+/// The console: server-rendered pages for the human and the operator (SPEC §12).
+pub mod console;
 /// `agora bench cycle`: one Orchestrator cycle over a populated market (§8, §14).
 pub mod cycle_bench;
 /// The LLM proxy of §10: `/v1/chat/completions` and `/v1/models`, metered per execution.

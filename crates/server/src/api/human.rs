@@ -238,13 +238,24 @@ async fn reward(
     State(s): State<ApiState>,
     ApiJson(req): ApiJson<RewardBody>,
 ) -> ApiResult<Json<RewardView>> {
-    let scores = Scores::parse(
+    let scores = [
         score(&req.interesting),
         score(&req.useful),
         score(&req.understandable),
-    )
-    .map_err(invalid_scores)?;
-    let reason = req.reason.unwrap_or_default();
+    ];
+    Ok(Json(rate(&s, req.prompt_id, scores, req.reason).await?))
+}
+
+/// Rates the active prompt: the one path of `POST /human/reward` and the console's
+/// rating form. Scores are interesting, useful, understandable; `None` is missing.
+pub(crate) async fn rate(
+    s: &ApiState,
+    prompt: i64,
+    [interesting, useful, understandable]: [Option<f64>; 3],
+    reason: Option<String>,
+) -> ApiResult<RewardView> {
+    let scores = Scores::parse(interesting, useful, understandable).map_err(invalid_scores)?;
+    let reason = reason.unwrap_or_default();
     if reason.chars().count() > MAX_REASON_CHARS {
         return Err(ApiError::bad_request(
             "invalid_reason",
@@ -253,18 +264,13 @@ async fn reward(
     }
     let out = s
         .store
-        .reward_prompt(
-            PromptId(req.prompt_id),
-            scores,
-            reason,
-            s.config.reward_rates(),
-        )
+        .reward_prompt(PromptId(prompt), scores, reason, s.config.reward_rates())
         .await?;
-    Ok(Json(RewardView {
+    Ok(RewardView {
         prompt: out.prompt.0,
         agent: out.agent.0,
         reward: out.reward,
         escrow_burned: out.escrow_burned,
         next_active: out.next_active.map(|p| p.0),
-    }))
+    })
 }

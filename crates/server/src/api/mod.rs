@@ -7,14 +7,14 @@
 //! ([`auth::Caller`]); no body field can name another acting agent. Human and admin
 //! endpoints take only the operator token ([`auth::Operator`]).
 
-mod admin;
+pub(crate) mod admin;
 mod auth;
 mod create;
 mod economic;
-mod error;
+pub(crate) mod error;
 mod extract;
 pub(crate) mod files;
-mod human;
+pub(crate) mod human;
 mod idempotency;
 mod market;
 mod metrics;
@@ -125,6 +125,7 @@ pub fn router(state: ApiState) -> (Router, OpenApi) {
         .merge(social::routes())
         .merge(admin::routes())
         .split_for_parts();
+    let routes = routes.merge(crate::console::routes());
     openapi.merge(llm_openapi);
     let doc = Arc::new(openapi.to_json().unwrap_or_default());
     let router = routes

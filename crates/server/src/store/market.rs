@@ -304,7 +304,7 @@ impl Store {
     }
 
     /// Records a cycle's outcome: new prices and utilisation, one history row per
-    /// market, and a `price_update` event.
+    /// market, the world's totals (`world_history`), and a `price_update` event.
     pub async fn record_cycle(&self, rec: CycleRecord) -> StoreResult<()> {
         let _invalidate = self.market_write_guard();
         self.write_tx(move |c| {
@@ -335,6 +335,7 @@ impl Store {
                     .execute(&mut *c)
                     .await?;
                 }
+                super::history::record_world(c, rec.cycle, now).await?;
                 let prices: serde_json::Map<String, serde_json::Value> = Resource::ALL
                     .iter()
                     .map(|r| (r.as_str().to_string(), json!(Credits::from_micros(rec.new_prices.get(*r).0))))

@@ -19,10 +19,12 @@ mod attention;
 mod audit;
 mod bids;
 mod bootstrap;
+mod console;
 mod control;
 mod error;
 mod events;
 mod executions;
+mod history;
 mod idempotency;
 mod ledger;
 /// The LLM proxy's token holds and call records (SPEC §10).
@@ -40,9 +42,11 @@ pub use attention::{PromptRecord, ResponseRecord, RewardOutcome};
 pub use audit::AuditReport;
 pub use bids::{BidRecord, NewBid};
 pub use bootstrap::{BootstrapOutcome, Genesis};
+pub use console::{AgentOrder, AgentRow, TreeNode};
 pub use error::{Rejection, StoreError, StoreResult};
 pub use events::{EventRecord, EventType, NewEvent};
 pub use executions::ExecutionRecord;
+pub use history::WorldPoint;
 pub use idempotency::{Idempotency, OPERATOR_SCOPE};
 pub use ledger::{Balance, TransferRecord, TransferRequest};
 pub use llm::{

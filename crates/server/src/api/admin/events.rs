@@ -111,7 +111,7 @@ pub struct SseRecord {
 }
 
 /// The `Last-Event-ID` header a reconnecting EventSource sends.
-fn last_event_id(headers: &HeaderMap) -> ApiResult<Option<i64>> {
+pub(crate) fn last_event_id(headers: &HeaderMap) -> ApiResult<Option<i64>> {
     let Some(v) = headers.get("last-event-id") else {
         return Ok(None);
     };
@@ -150,11 +150,19 @@ pub(super) async fn stream(
         (Some(id), _) | (None, Some(id)) => id,
         (None, None) => s.store.last_event_id().await?,
     };
-    let f = filter(after, q.kind, q.agent)?;
+    Ok(live(s, filter(after, q.kind, q.agent)?))
+}
+
+/// The live stream of the events `f` matches, from `f.after` on: the operator's
+/// `/admin/events/stream` and the console's feed.
+pub(crate) fn live(
+    s: ApiState,
+    f: EventFilter,
+) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
     let max = s.config.server.event_stream_max_seconds;
     let tail = Tail {
         ends_at: (max > 0).then(|| tokio::time::Instant::now() + Duration::from_secs(max)),
-        state: s.clone(),
+        state: s,
         filter: f,
         pending: VecDeque::new(),
         polled: false,
@@ -163,7 +171,7 @@ pub(super) async fn stream(
         let e = t.next().await?;
         Some((Ok(sse_event(&e)), t))
     });
-    Ok(Sse::new(events).keep_alive(KeepAlive::new().interval(KEEP_ALIVE)))
+    Sse::new(events).keep_alive(KeepAlive::new().interval(KEEP_ALIVE))
 }
 
 /// The state of one live stream: what is read but not yet sent, and where to read

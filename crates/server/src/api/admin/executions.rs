@@ -98,7 +98,7 @@ pub(super) async fn log(
 /// The last `max` bytes of a file as text, starting after the first line break
 /// when the file was cut, and whether it was cut. Bytes that are not UTF-8 are
 /// replaced, not refused: agents print what they like.
-fn tail(path: &std::path::Path, max: u64) -> std::io::Result<(String, bool)> {
+pub(crate) fn tail(path: &std::path::Path, max: u64) -> std::io::Result<(String, bool)> {
     let mut f = std::fs::File::open(path)?;
     let len = f.metadata()?.len();
     let truncated = len > max;

@@ -5,8 +5,8 @@
 //! ([`Operator`]); an execution token gets 403.
 
 mod agents;
-mod events;
-mod executions;
+pub(crate) mod events;
+pub(crate) mod executions;
 mod ledger;
 
 use super::auth::Operator;

@@ -1,0 +1,17 @@
+-- The world's totals after each cycle, for the console's economy charts (SPEC §12):
+-- population and credits in agents' hands, held, minted and burned over time. One
+-- row per cycle, written in the transaction that records the cycle's prices, so a
+-- row always describes a state the ledger was in.
+CREATE TABLE world_history (
+    cycle           INTEGER PRIMARY KEY,
+    agents_alive    INTEGER NOT NULL,
+    agents_dead     INTEGER NOT NULL,
+    agent_balances  INTEGER NOT NULL,
+    agent_held      INTEGER NOT NULL,
+    minted          INTEGER NOT NULL,
+    burned          INTEGER NOT NULL,
+    recorded_at     INTEGER NOT NULL
+);
+
+-- The console's agent table counts each agent's children.
+CREATE INDEX agents_parent ON agents (parent_id);
