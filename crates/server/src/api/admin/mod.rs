@@ -8,6 +8,7 @@ mod agents;
 pub(crate) mod events;
 pub(crate) mod executions;
 mod ledger;
+mod paused;
 
 use super::auth::Operator;
 use super::error::ApiResult;
@@ -31,6 +32,7 @@ pub fn routes() -> OpenApiRouter<ApiState> {
         .routes(routes!(ledger::grant))
         .routes(routes!(events::list))
         .routes(routes!(events::stream))
+        .routes(routes!(paused::paused))
         .routes(routes!(pause))
         .routes(routes!(resume))
 }
