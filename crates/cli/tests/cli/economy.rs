@@ -44,15 +44,15 @@ pub fn call(
 }
 
 /// A running world: `agora up` with the operator's view of it.
-struct World {
-    up: Up,
-    addr: String,
-    token: String,
+pub struct World {
+    pub up: Up,
+    pub addr: String,
+    pub token: String,
 }
 
 impl World {
     /// `agora up` on the process backend with a 200 ms cycle, plus `args`/`env`.
-    fn start(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> World {
+    pub fn start(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> World {
         let mut all = vec!["--cycle-interval-ms", "200"];
         if !args.contains(&"--sandbox") {
             all.extend(["--sandbox", "process"]);
@@ -67,17 +67,17 @@ impl World {
         World { up, addr, token }
     }
 
-    fn get(&self, path: &str) -> Value {
+    pub fn get(&self, path: &str) -> Value {
         let (status, v) = call(&self.addr, "GET", path, &self.token, None);
         assert_eq!(status, 200, "GET {path}: {v}");
         v
     }
 
-    fn post(&self, path: &str, body: &Value) -> (u16, Value) {
+    pub fn post(&self, path: &str, body: &Value) -> (u16, Value) {
         call(&self.addr, "POST", path, &self.token, Some(body))
     }
 
-    fn agent(&self, id: i64) -> Value {
+    pub fn agent(&self, id: i64) -> Value {
         self.get(&format!("/admin/agents/{id}"))
     }
 
@@ -110,7 +110,7 @@ impl World {
 
     /// Polls `done` every 100 ms (rating prompts when `human` is set) until it holds;
     /// fails with `what` after `limit`.
-    fn wait_for(
+    pub fn wait_for(
         &self,
         what: &str,
         limit: Duration,

@@ -5,6 +5,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod economy;
+mod terminal;
 
 use sqlx::{Connection, Executor};
 use std::io::{BufRead, BufReader, Write};
