@@ -4,6 +4,7 @@
 
 #![allow(clippy::unwrap_used)]
 
+mod console;
 mod economy;
 mod terminal;
 

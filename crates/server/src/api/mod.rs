@@ -125,7 +125,20 @@ pub fn router(state: ApiState) -> (Router, OpenApi) {
         .merge(social::routes())
         .merge(admin::routes())
         .split_for_parts();
-    let routes = routes.merge(crate::console::routes());
+    // The console answers in HTML, errors included, so it is layered apart from
+    // the JSON error shape.
+    let console = crate::console::routes()
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            metrics::track,
+        ))
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            REQUEST_TIMEOUT,
+        ))
+        .layer(axum::extract::DefaultBodyLimit::max(
+            crate::console::MAX_FORM_BYTES,
+        ));
     openapi.merge(llm_openapi);
     let doc = Arc::new(openapi.to_json().unwrap_or_default());
     let router = routes
@@ -149,6 +162,7 @@ pub fn router(state: ApiState) -> (Router, OpenApi) {
         ))
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
         .merge(llm_routes)
+        .merge(console)
         .with_state(state);
     (router, openapi)
 }

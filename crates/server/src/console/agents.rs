@@ -34,7 +34,11 @@ pub(super) struct ListQuery {
 }
 
 /// The agent table.
-pub(super) async fn list(_: Human, State(s): State<ApiState>, Query(q): Query<ListQuery>) -> Response {
+pub(super) async fn list(
+    _: Human,
+    State(s): State<ApiState>,
+    Query(q): Query<ListQuery>,
+) -> Response {
     let status_name = q.status.as_deref().unwrap_or("all");
     let status = match status_name {
         "all" => None,
@@ -57,14 +61,20 @@ pub(super) async fn list(_: Human, State(s): State<ApiState>, Query(q): Query<Li
                 return layout::error(
                     StatusCode::BAD_REQUEST,
                     Nav::Agents,
-                    &format!("sort must be id, balance, executions or last_execution, not {text:?}"),
+                    &format!(
+                        "sort must be id, balance, executions or last_execution, not {text:?}"
+                    ),
                 )
             }
         },
     };
     let page = q.page.unwrap_or(1);
     if !(1..=1_000_000).contains(&page) {
-        return layout::error(StatusCode::BAD_REQUEST, Nav::Agents, "page must be 1 or more");
+        return layout::error(
+            StatusCode::BAD_REQUEST,
+            Nav::Agents,
+            "page must be 1 or more",
+        );
     }
     let (rows, total) = match s
         .store
@@ -76,7 +86,10 @@ pub(super) async fn list(_: Human, State(s): State<ApiState>, Query(q): Query<Li
     };
     let pages = (total + PAGE_ROWS - 1) / PAGE_ROWS;
     let link = |status: &str, sort: AgentOrder, page: i64| {
-        format!("/console/agents?status={status}&sort={}&page={page}", sort.as_str())
+        format!(
+            "/console/agents?status={status}&sort={}&page={page}",
+            sort.as_str()
+        )
     };
     let body = html! {
         h1 { "Agents" }
@@ -124,9 +137,17 @@ pub(super) async fn list(_: Human, State(s): State<ApiState>, Query(q): Query<Li
 }
 
 /// One agent in full.
-pub(super) async fn detail(_: Human, State(s): State<ApiState>, Path(id): Path<String>) -> Response {
+pub(super) async fn detail(
+    _: Human,
+    State(s): State<ApiState>,
+    Path(id): Path<String>,
+) -> Response {
     let Ok(id) = id.parse::<i64>() else {
-        return layout::error(StatusCode::BAD_REQUEST, Nav::Agents, "an agent id is a number");
+        return layout::error(
+            StatusCode::BAD_REQUEST,
+            Nav::Agents,
+            "an agent id is a number",
+        );
     };
     match render_detail(&s, AgentId(id)).await {
         Ok(m) => layout::page(&format!("Agent #{id}"), Nav::Agents, m).into_response(),
@@ -153,7 +174,7 @@ async fn render_detail(s: &ApiState, id: AgentId) -> Result<Markup, StoreError> 
             dt { "balance" } dd #balance { (credits(balance.balance)) }
             dt { "held" } dd { (credits(balance.held)) }
             dt { "available" } dd { (credits(balance.available)) }
-            dt { "earned from ratings" } dd { (credits(agent.total_credits_earned)) }
+            dt { "earned from ratings" } dd #earned { (credits(agent.total_credits_earned)) }
             dt { "spent" } dd { (credits(agent.total_credits_spent)) }
             dt { "executions" } dd { (agent.execution_count) }
             dt { "born" } dd { (layout::time(agent.created_at)) }
@@ -260,7 +281,10 @@ fn account(label: &str, me: &str) -> Markup {
     if label == me {
         return html! { "this agent" };
     }
-    match label.strip_prefix("agent:").and_then(|n| n.parse::<i64>().ok()) {
+    match label
+        .strip_prefix("agent:")
+        .and_then(|n| n.parse::<i64>().ok())
+    {
         Some(id) => agent_link(id),
         None => html! { (label) },
     }
@@ -295,9 +319,17 @@ fn tree_node(n: &TreeNode, children: &HashMap<AgentId, Vec<&TreeNode>>, depth: u
 }
 
 /// One execution and its log.
-pub(super) async fn execution(_: Human, State(s): State<ApiState>, Path(id): Path<String>) -> Response {
+pub(super) async fn execution(
+    _: Human,
+    State(s): State<ApiState>,
+    Path(id): Path<String>,
+) -> Response {
     let Ok(id) = id.parse::<i64>() else {
-        return layout::error(StatusCode::BAD_REQUEST, Nav::Agents, "an execution id is a number");
+        return layout::error(
+            StatusCode::BAD_REQUEST,
+            Nav::Agents,
+            "an execution id is a number",
+        );
     };
     let id = ExecutionId(id);
     let e = match s.store.execution(id).await {

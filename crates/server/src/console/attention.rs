@@ -61,7 +61,10 @@ pub(super) async fn state(_: Human, State(s): State<ApiState>) -> Response {
                 .iter()
                 .find(|p| p.status == PromptStatus::Active)
                 .map(|p| p.id.0);
-            let waiting = queue.iter().filter(|p| p.status != PromptStatus::Active).count();
+            let waiting = queue
+                .iter()
+                .filter(|p| p.status != PromptStatus::Active)
+                .count();
             Json(serde_json::json!({"active": active, "waiting": waiting})).into_response()
         }
         Err(e) => ApiError::from(e).into_response(),
@@ -69,9 +72,17 @@ pub(super) async fn state(_: Human, State(s): State<ApiState>) -> Response {
 }
 
 /// A rating from the form.
-pub(super) async fn rate(_: Human, State(s): State<ApiState>, Form(f): Form<RatingForm>) -> Response {
+pub(super) async fn rate(
+    _: Human,
+    State(s): State<ApiState>,
+    Form(f): Form<RatingForm>,
+) -> Response {
     let Ok(prompt) = f.prompt_id.trim().parse::<i64>() else {
-        return layout::error(StatusCode::BAD_REQUEST, Nav::Attention, "the form names no prompt");
+        return layout::error(
+            StatusCode::BAD_REQUEST,
+            Nav::Attention,
+            "the form names no prompt",
+        );
     };
     let scores = [&f.interesting, &f.useful, &f.understandable].map(|v| score(v));
     let reason = Some(f.reason.clone()).filter(|r| !r.trim().is_empty());

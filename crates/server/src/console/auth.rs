@@ -138,13 +138,23 @@ pub(super) async fn logout() -> Response {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::{query_escape, safe_next};
 
     #[test]
     fn next_stays_on_the_console() {
-        assert_eq!(safe_next(Some("/console/agents?x=1")), "/console/agents?x=1");
-        for bad in ["https://evil.example", "//evil.example", "/console//evil", "/other", "/console\\x"] {
+        assert_eq!(
+            safe_next(Some("/console/agents?x=1")),
+            "/console/agents?x=1"
+        );
+        for bad in [
+            "https://evil.example",
+            "//evil.example",
+            "/console//evil",
+            "/other",
+            "/console\\x",
+        ] {
             assert_eq!(safe_next(Some(bad)), "/console", "{bad}");
         }
         assert_eq!(safe_next(None), "/console");
@@ -152,6 +162,9 @@ mod tests {
 
     #[test]
     fn escapes_a_query() {
-        assert_eq!(query_escape("/console/agents?sort=id&x=<"), "/console/agents%3Fsort%3Did%26x%3D%3C");
+        assert_eq!(
+            query_escape("/console/agents?sort=id&x=<"),
+            "/console/agents%3Fsort%3Did%26x%3D%3C"
+        );
     }
 }

@@ -120,7 +120,10 @@ fn draw(
         for (i, s) in series.iter().enumerate() {
             let color = PALETTE[i % PALETTE.len()];
             chart
-                .draw_series(LineSeries::new(s.points.iter().copied(), color.stroke_width(2)))
+                .draw_series(LineSeries::new(
+                    s.points.iter().copied(),
+                    color.stroke_width(2),
+                ))
                 .map_err(|e| e.to_string())?
                 .label(s.name.as_str())
                 .legend(move |(x, y)| {
@@ -165,12 +168,15 @@ fn short(v: f64) -> String {
         format!("{:.1}k", v / 1e3)
     } else if a >= 10.0 || a == 0.0 {
         format!("{v:.0}")
-    } else {
+    } else if a >= 0.01 {
         format!("{v:.3}")
+    } else {
+        format!("{v:.1e}")
     }
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::{line_chart, thin, Series};
 
@@ -186,12 +192,18 @@ mod tests {
     #[test]
     fn a_chart_is_an_svg_with_its_series() {
         let s = vec![
-            Series::new("price", (0..50).map(|i| (i as f64, (i * i) as f64)).collect()),
+            Series::new(
+                "price",
+                (0..50).map(|i| (i as f64, (i * i) as f64)).collect(),
+            ),
             Series::new("other", (0..50).map(|i| (i as f64, i as f64)).collect()),
         ];
         let html = line_chart("Price of <cpu>", "cycle", "credits", &s).into_string();
         assert!(html.contains("<svg"), "{html}");
-        assert!(html.contains("<polyline") || html.contains("<path"), "no line drawn");
+        assert!(
+            html.contains("<polyline") || html.contains("<path"),
+            "no line drawn"
+        );
         assert!(html.contains("Price of &lt;cpu&gt;"));
         assert!(!html.contains("<cpu>"));
     }

@@ -107,6 +107,7 @@ fn markdown(source: &str) -> Markup {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::{preview, render};
     use serde_json::json;
@@ -126,13 +127,20 @@ mod tests {
             assert!(!html.contains("<script"), "{html}");
             assert!(!html.contains("<img"), "{html}");
             assert!(!html.contains("javascript:"), "{html}");
-            assert!(html.contains("&lt;script&gt;") || html.contains("\\u003c") || html.contains("&lt;"), "{html}");
+            assert!(
+                html.contains("&lt;script&gt;")
+                    || html.contains("\\u003c")
+                    || html.contains("&lt;"),
+                "{html}"
+            );
         }
     }
 
     #[test]
     fn markdown_is_rendered() {
-        let html = render(&json!({"markdown": "# Report\n\n- **a**\n- [site](https://example.org)"})).into_string();
+        let html =
+            render(&json!({"markdown": "# Report\n\n- **a**\n- [site](https://example.org)"}))
+                .into_string();
         assert!(html.contains("<h1>Report</h1>"), "{html}");
         assert!(html.contains("<strong>a</strong>"), "{html}");
         assert!(html.contains("href=\"https://example.org\""), "{html}");

@@ -51,7 +51,10 @@ pub(super) async fn stream(_: Human, State(s): State<ApiState>, headers: HeaderM
 fn series(points: &[WorldPoint], name: &str, y: impl Fn(&WorldPoint) -> i64, scale: f64) -> Series {
     Series::new(
         name,
-        points.iter().map(|p| (p.cycle as f64, y(p) as f64 / scale)).collect(),
+        points
+            .iter()
+            .map(|p| (p.cycle as f64, y(p) as f64 / scale))
+            .collect(),
     )
 }
 

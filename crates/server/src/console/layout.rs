@@ -30,6 +30,7 @@ fn head(title: &str) -> Markup {
             meta charset="utf-8";
             meta name="viewport" content="width=device-width, initial-scale=1";
             title { (title) " · agora" }
+            link rel="icon" href="/console/static/favicon.svg" type="image/svg+xml";
             link rel="stylesheet" href="/console/static/console.css";
             script src="/console/static/console.js" defer {}
         }

@@ -42,6 +42,10 @@ pub use auth::COOKIE;
 
 const CSS: &str = include_str!("static/console.css");
 const JS: &str = include_str!("static/console.js");
+const ICON: &str = include_str!("static/favicon.svg");
+
+/// The largest form the console accepts (a rating, a login).
+pub const MAX_FORM_BYTES: usize = 64 * 1024;
 
 /// What the browser may load for a console page: this origin only, no inline
 /// script or style, no framing.
@@ -64,7 +68,14 @@ pub fn routes() -> Router<ApiState> {
         .route("/console/market", get(market::page))
         .route("/console/economy", get(economy::page))
         .route("/console/events/stream", get(economy::stream))
-        .route("/console/static/console.css", get(|| asset(CSS, "text/css")))
+        .route(
+            "/console/static/console.css",
+            get(|| asset(CSS, "text/css")),
+        )
+        .route(
+            "/console/static/favicon.svg",
+            get(|| asset(ICON, "image/svg+xml")),
+        )
         .route(
             "/console/static/console.js",
             get(|| asset(JS, "text/javascript")),

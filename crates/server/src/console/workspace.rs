@@ -143,13 +143,20 @@ fn open_beneath(root: &std::path::Path, rel: &std::path::Path) -> std::io::Resul
 
 /// The first bytes of a file as text, whether it was cut, and whether it looked
 /// binary.
-fn read_text(root: &std::path::Path, rel: &std::path::Path) -> std::io::Result<(String, bool, bool)> {
+fn read_text(
+    root: &std::path::Path,
+    rel: &std::path::Path,
+) -> std::io::Result<(String, bool, bool)> {
     let file = open_beneath(root, rel)?;
     let len = file.metadata()?.len();
     let mut bytes = Vec::new();
     file.take(MAX_VIEW_BYTES).read_to_end(&mut bytes)?;
     let binary = bytes.contains(&0);
-    Ok((String::from_utf8_lossy(&bytes).into_owned(), len > MAX_VIEW_BYTES, binary))
+    Ok((
+        String::from_utf8_lossy(&bytes).into_owned(),
+        len > MAX_VIEW_BYTES,
+        binary,
+    ))
 }
 
 #[derive(Debug, Deserialize)]
@@ -166,7 +173,11 @@ pub(super) async fn file(
     Query(q): Query<FileQuery>,
 ) -> Response {
     let Ok(id) = id.parse::<i64>() else {
-        return layout::error(StatusCode::BAD_REQUEST, Nav::Agents, "an agent id is a number");
+        return layout::error(
+            StatusCode::BAD_REQUEST,
+            Nav::Agents,
+            "an agent id is a number",
+        );
     };
     let rel = match check_path(&q.path) {
         Ok(p) => p,
@@ -195,7 +206,13 @@ pub(super) async fn file(
                 &format!("cannot show {}: {e} (links are never followed)", q.path),
             );
         }
-        Err(e) => return layout::error(StatusCode::INTERNAL_SERVER_ERROR, Nav::Agents, &e.to_string()),
+        Err(e) => {
+            return layout::error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                Nav::Agents,
+                &e.to_string(),
+            )
+        }
     };
     let body = html! {
         p { a href={ "/console/agents/" (id) } { "← agent #" (id) } }
@@ -208,6 +225,7 @@ pub(super) async fn file(
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::{list, open_beneath, Kind};
     use std::path::Path;
@@ -225,7 +243,12 @@ mod tests {
         let kinds: Vec<(&str, Kind)> = entries.iter().map(|e| (e.path.as_str(), e.kind)).collect();
         assert_eq!(
             kinds,
-            vec![("lib", Kind::Dir), ("lib/leak", Kind::Link), ("main.py", Kind::File), ("up", Kind::Link)]
+            vec![
+                ("lib", Kind::Dir),
+                ("lib/leak", Kind::Link),
+                ("main.py", Kind::File),
+                ("up", Kind::Link)
+            ]
         );
         assert!(open_beneath(&ws, Path::new("main.py")).is_ok());
         assert!(open_beneath(&ws, Path::new("lib/leak")).is_err());
