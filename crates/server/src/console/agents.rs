@@ -189,7 +189,8 @@ async fn render_detail(s: &ApiState, id: AgentId) -> Result<Markup, StoreError> 
                 @if agent.lineage.is_empty() { "A first agent (no parent)." }
                 @else {
                     "Ancestors: "
-                    @for (i, a) in agent.lineage.iter().enumerate() {
+                    // The lineage is stored nearest first; it reads from the first agent.
+                    @for (i, a) in agent.lineage.iter().rev().enumerate() {
                         @if i > 0 { " → " }
                         (agent_link(a.0))
                     }

@@ -34,6 +34,7 @@ contract!(
     messages_burn_their_fee,
     audit_names_tampering,
     bootstrap_creates_genesis_once,
+    console_reads_the_population_and_its_history,
 );
 
 fn rejection(e: StoreError) -> Rejection {
@@ -984,5 +985,138 @@ async fn bootstrap_creates_genesis_once(t: TestStore) {
     let bids = t.store.bids_of(first.genesis, 10).await.unwrap();
     assert_eq!(bids.len(), 1);
     assert_eq!(bids[0].status, BidStatus::Pending);
+    t.assert_audit_clean().await;
+}
+
+async fn console_reads_the_population_and_its_history(t: TestStore) {
+    use agora_server::store::AgentOrder;
+    let root = t.agent(1000).await;
+    let spawn = |parent: AgentId, credits: i64| SpawnRequest {
+        parent,
+        initial_credits: cr(credits),
+        spawn_cost: cr(10),
+        workspaces_root: t.workspaces(),
+    };
+    let child = t.store.spawn(spawn(root, 300)).await.unwrap();
+    let grandchild = t.store.spawn(spawn(child, 100)).await.unwrap();
+    let second = t.store.spawn(spawn(root, 50)).await.unwrap();
+    let loner = t.agent(5).await;
+    // Only the root and the grandchild keep a bid; the cull kills the others.
+    place(&t, bid(root, bundle(1.0, 64.0, 0.0, 0.0), cr(20))).await;
+    place(&t, bid(grandchild, bundle(1.0, 64.0, 0.0, 0.0), cr(20))).await;
+    let cycle = t.store.begin_cycle().await.unwrap();
+    let mut culled = t.store.cull(cycle).await.unwrap();
+    culled.sort();
+    assert_eq!(culled, vec![child, second, loner]);
+
+    // The table: every order, status filter, paging, children counted.
+    let (all, total) = t
+        .store
+        .agent_table(None, AgentOrder::Id, 0, 100)
+        .await
+        .unwrap();
+    assert_eq!(total, 5);
+    let ids: Vec<AgentId> = all.iter().map(|r| r.agent.id).collect();
+    assert_eq!(ids, vec![root, child, grandchild, second, loner]);
+    let children: Vec<i64> = all.iter().map(|r| r.children).collect();
+    assert_eq!(children, vec![2, 1, 0, 0, 0]);
+    assert_eq!(all[0].balance, cr(1000 - 310 - 60));
+    assert_eq!(all[0].held, cr(20));
+    let (rich, _) = t
+        .store
+        .agent_table(None, AgentOrder::Balance, 0, 2)
+        .await
+        .unwrap();
+    assert_eq!(
+        rich.iter().map(|r| r.agent.id).collect::<Vec<_>>(),
+        vec![root, child]
+    );
+    let (dead, dead_total) = t
+        .store
+        .agent_table(Some(AgentStatus::Dead), AgentOrder::Id, 1, 10)
+        .await
+        .unwrap();
+    assert_eq!(dead_total, 3);
+    assert_eq!(
+        dead.iter().map(|r| r.agent.id).collect::<Vec<_>>(),
+        vec![second, loner],
+        "the second page of one row on"
+    );
+    for order in [AgentOrder::Executions, AgentOrder::LastExecution] {
+        let (rows, n) = t.store.agent_table(None, order, 0, 10).await.unwrap();
+        assert_eq!((rows.len(), n), (5, 5), "{order:?}");
+        assert_eq!(AgentOrder::parse(order.as_str()), Some(order));
+    }
+
+    // The lineage tree: breadth first from the root, with each one's parent.
+    let tree = t.store.descendants(root, 100).await.unwrap();
+    let nodes: Vec<(AgentId, Option<AgentId>, bool)> =
+        tree.iter().map(|n| (n.id, n.parent, n.alive)).collect();
+    assert_eq!(
+        nodes,
+        vec![
+            (root, None, true),
+            (child, Some(root), false),
+            (second, Some(root), false),
+            (grandchild, Some(child), true),
+        ]
+    );
+    assert_eq!(t.store.descendants(root, 2).await.unwrap().len(), 2);
+    assert_eq!(t.store.descendants(loner, 100).await.unwrap().len(), 1);
+
+    // One world row per recorded cycle, with the ledger's totals at that moment.
+    let prices = t.store.prices().await.unwrap();
+    t.store
+        .record_cycle(agora_server::store::CycleRecord {
+            cycle,
+            allocated: Default::default(),
+            utilisation: [0.0; 4],
+            new_prices: prices,
+        })
+        .await
+        .unwrap();
+    let stats = t.store.stats().await.unwrap();
+    let history = t.store.world_history(10).await.unwrap();
+    assert_eq!(history.len(), 1);
+    let p = history[0];
+    assert_eq!(p.cycle, cycle.0);
+    assert_eq!((p.agents_alive, p.agents_dead), (2, 3));
+    assert_eq!(
+        (p.agent_balances, p.agent_held, p.minted, p.burned),
+        (
+            stats.agent_balances,
+            stats.agent_held,
+            stats.minted,
+            stats.burned
+        )
+    );
+    assert_eq!(p.minted, cr(1005).micros());
+    assert_eq!(p.burned, cr(30).micros(), "three spawn fees");
+    let c2 = t.store.begin_cycle().await.unwrap();
+    t.store
+        .record_cycle(agora_server::store::CycleRecord {
+            cycle: c2,
+            allocated: Default::default(),
+            utilisation: [0.0; 4],
+            new_prices: prices,
+        })
+        .await
+        .unwrap();
+    let last = t.store.world_history(1).await.unwrap();
+    assert_eq!(last.iter().map(|p| p.cycle).collect::<Vec<_>>(), vec![c2.0]);
+    assert_eq!(
+        t.store
+            .world_history(10)
+            .await
+            .unwrap()
+            .iter()
+            .map(|p| p.cycle)
+            .collect::<Vec<_>>(),
+        vec![cycle.0, c2.0],
+        "oldest first"
+    );
+    let market = t.store.recent_market_history(1).await.unwrap();
+    assert_eq!(market.len(), 4, "the last cycle's four markets");
+    assert!(market.iter().all(|h| h.cycle == c2.0));
     t.assert_audit_clean().await;
 }

@@ -1,6 +1,7 @@
 //! The System Service driven over real HTTP (SPEC §11), on SQLite and PostgreSQL.
 
 mod admin;
+mod console;
 mod economic;
 pub mod harness;
 mod human;
