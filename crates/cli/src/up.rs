@@ -161,6 +161,7 @@ pub async fn up(cli: &Cli, args: &UpArgs) -> anyhow::Result<ExitCode> {
     }
     println!("  {}", llm::config::startup_line(&w.config.llm));
     println!("  System Service: http://{address} (OpenAPI: /openapi.json)");
+    println!("  console:   http://{address}/console (sign in with the operator token)");
     println!("  system log: {}", log_file.display());
     match token {
         operator::Ensured::Created(t) => {

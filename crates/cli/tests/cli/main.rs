@@ -215,6 +215,12 @@ fn up_serves_the_api_and_shows_the_operator_token_once() {
     assert!(up.seen.contains("(OpenAPI: /openapi.json)"), "{}", up.seen);
     assert!(
         up.seen.contains(&format!(
+            "console:   http://{addr}/console (sign in with the operator token)"
+        )),
+        "{}",
+        up.seen
+    assert!(
+        up.seen.contains(&format!(
             "system log: {}",
             dir.path().join("system.log").display()
         )),
