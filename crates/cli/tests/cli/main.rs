@@ -219,6 +219,7 @@ fn up_serves_the_api_and_shows_the_operator_token_once() {
         )),
         "{}",
         up.seen
+    );
     assert!(
         up.seen.contains(&format!(
             "system log: {}",
