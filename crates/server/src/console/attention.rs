@@ -55,17 +55,10 @@ pub(super) async fn page(_: Human, State(s): State<ApiState>, Query(f): Query<Fl
 /// The active prompt's id and the queue's length, for `console.js` to notice a
 /// change.
 pub(super) async fn state(_: Human, State(s): State<ApiState>) -> Response {
-    match s.store.attention_queue(1000).await {
-        Ok(queue) => {
-            let active = queue
-                .iter()
-                .find(|p| p.status == PromptStatus::Active)
-                .map(|p| p.id.0);
-            let waiting = queue
-                .iter()
-                .filter(|p| p.status != PromptStatus::Active)
-                .count();
-            Json(serde_json::json!({"active": active, "waiting": waiting})).into_response()
+    match s.store.attention_state().await {
+        Ok(st) => {
+            Json(serde_json::json!({"active": st.active.map(|p| p.0), "waiting": st.waiting}))
+                .into_response()
         }
         Err(e) => ApiError::from(e).into_response(),
     }
@@ -116,6 +109,7 @@ async fn render(
     error: Option<&str>,
 ) -> Result<axum::response::Html<String>, StoreError> {
     let queue = s.store.attention_queue(QUEUE_ROWS + 1).await?;
+    let waiting_total = s.store.attention_state().await?.waiting;
     let (active, waiting): (Vec<&PromptRecord>, Vec<&PromptRecord>) =
         queue.iter().partition(|p| p.status == PromptStatus::Active);
     let active = active.first().copied();
@@ -170,7 +164,7 @@ async fn render(
                     }
                 }
             }
-            (queue_table(&waiting))
+            (queue_table(&waiting, waiting_total))
         }
     };
     Ok(layout::page("Attention", Nav::Attention, body))
@@ -202,10 +196,11 @@ fn rating_form(p: &PromptRecord, form: &RatingForm) -> Markup {
     }
 }
 
-fn queue_table(waiting: &[&PromptRecord]) -> Markup {
+fn queue_table(waiting: &[&PromptRecord], total: i64) -> Markup {
     html! {
         section.queue {
-            h2 { "Waiting (" (waiting.len().min(QUEUE_ROWS as usize)) @if waiting.len() > QUEUE_ROWS as usize { "+" } ")" }
+            h2 { "Waiting (" (total) ")"
+                @if total > QUEUE_ROWS { " " span.meta { "the first " (QUEUE_ROWS) ", best bid first" } } }
             @if waiting.is_empty() {
                 p { "No other prompt is waiting." }
             } @else {

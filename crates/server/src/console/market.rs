@@ -37,7 +37,7 @@ async fn render(s: &ApiState) -> Result<Markup, StoreError> {
     let markets = s.store.markets().await?;
     let history = s.store.recent_market_history(CHART_CYCLES).await?;
     let book = s.store.bid_book(BOOK_ROWS).await?;
-    let stats = s.store.stats().await?;
+    let pending = s.store.pending_bid_count().await?;
     let utilisation: Vec<Series> = Resource::ALL
         .iter()
         .map(|r| Series::new(r.as_str(), series_of(&history, *r, |h| h.utilisation)))
@@ -70,8 +70,8 @@ async fn render(s: &ApiState) -> Result<Markup, StoreError> {
             }
         }
         section {
-            h2 { "Bid book (" (stats.pending_bids) " pending"
-                @if stats.pending_bids > BOOK_ROWS { ", the first " (BOOK_ROWS) " in clearing order" } ")" }
+            h2 { "Bid book (" (pending) " pending"
+                @if pending > BOOK_ROWS { ", the first " (BOOK_ROWS) " in clearing order" } ")" }
             table #bid-book {
                 thead { tr { th { "bid" } th { "for agent" } th { "payer" } th.num { "amount" } th { "bundle" }
                     th.num { "placed" } th.num { "expires" } th { "status" } } }

@@ -1,12 +1,12 @@
 //! What the console's agent pages read (SPEC §12): one page of the population with
-//! balances and children counts in the order the human asked for, and an agent's
-//! descendants for its lineage tree.
+//! balances and children counts in the order the human asked for, an agent's
+//! descendants for its lineage tree, and the small counts the pages poll.
 
 use super::agents::{agent_from, AgentRecord, AGENT_COLUMNS};
 use super::error::StoreResult;
 use super::Store;
 use agora_core::lifecycle::AgentStatus;
-use agora_core::{AgentId, Credits};
+use agora_core::{AgentId, Credits, PromptId};
 use sqlx::Row;
 
 /// The order of the console's agent table.
@@ -61,6 +61,13 @@ pub struct AgentRow {
     pub balance: Credits,
     pub held: Credits,
     pub children: i64,
+}
+
+/// What the Attention page polls: the active prompt and how many wait behind it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AttentionState {
+    pub active: Option<PromptId>,
+    pub waiting: i64,
 }
 
 /// One agent of a lineage tree.
@@ -129,6 +136,31 @@ impl Store {
             }
         };
         Ok((rows, total))
+    }
+
+    /// The active prompt and the number of pending ones (two indexed reads).
+    pub async fn attention_state(&self) -> StoreResult<AttentionState> {
+        let active: Option<i64> =
+            sqlx::query_scalar("SELECT id FROM prompts WHERE status = 'active'")
+                .fetch_optional(self.reader())
+                .await?;
+        let waiting: i64 =
+            sqlx::query_scalar("SELECT COUNT(*) FROM prompts WHERE status = 'pending'")
+                .fetch_one(self.reader())
+                .await?;
+        Ok(AttentionState {
+            active: active.map(PromptId),
+            waiting,
+        })
+    }
+
+    /// How many bids wait in the book.
+    pub async fn pending_bid_count(&self) -> StoreResult<i64> {
+        Ok(
+            sqlx::query_scalar("SELECT COUNT(*) FROM bids WHERE status = 'pending'")
+                .fetch_one(self.reader())
+                .await?,
+        )
     }
 
     /// An agent and its descendants, breadth first, at most `limit` of them.

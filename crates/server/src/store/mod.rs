@@ -42,7 +42,7 @@ pub use attention::{PromptRecord, ResponseRecord, RewardOutcome};
 pub use audit::AuditReport;
 pub use bids::{BidRecord, NewBid};
 pub use bootstrap::{BootstrapOutcome, Genesis};
-pub use console::{AgentOrder, AgentRow, TreeNode};
+pub use console::{AgentOrder, AgentRow, AttentionState, TreeNode};
 pub use error::{Rejection, StoreError, StoreResult};
 pub use events::{EventRecord, EventType, NewEvent};
 pub use executions::ExecutionRecord;

@@ -252,6 +252,24 @@ async fn ratings_from_the_form_pay_once_and_bad_ones_change_nothing(api: TestApi
         .await
         .expect(201);
     let id = p["id"].as_i64().unwrap().to_string();
+    let b = api.agent(100).await;
+    api.post(
+        "/human/prompt",
+        &b.token,
+        json!({"content": "me too", "bid_amount": "1"}),
+    )
+    .await
+    .expect(201);
+    let state: serde_json::Value = browser()
+        .get(format!("{}/console/attention/state", api.base))
+        .header(COOKIE, format!("agora_console={tok}"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(state, json!({"active": p["id"], "waiting": 1}));
     let before = api.t.store.stats().await.unwrap();
     for bad in [
         [
