@@ -3,12 +3,12 @@
 
 use crate::{bench, Cli, Command};
 use agora_server::api::operator;
-use agora_server::config::{Config, Overrides};
+use agora_server::config::{Config, LogConfig, Overrides};
 use agora_server::store::{redact, Store};
+use agora_server::telemetry;
 use anyhow::Context;
 use clap::{Args, Subcommand};
 use std::process::ExitCode;
-use tracing_subscriber::Layer;
 
 /// Flags that choose the database.
 #[derive(Debug, Args)]
@@ -24,43 +24,16 @@ pub struct AuditArgs {
     pub db: DbArgs,
 }
 
-/// Logs to stderr, filtered by `RUST_LOG` (default `info,sqlx=warn`), and, when `log_file` is
-/// given, also appends them to that file (without colours).
-pub fn init_logging(log_file: Option<&std::path::Path>) -> anyhow::Result<()> {
-    use tracing_subscriber::layer::SubscriberExt;
-    use tracing_subscriber::util::SubscriberInitExt;
-    let filter = || {
-        tracing_subscriber::EnvFilter::try_from_default_env()
-            .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn"))
-    };
-    let stderr = tracing_subscriber::fmt::layer()
-        .with_writer(std::io::stderr)
-        .with_filter(filter());
-    let file = match log_file {
-        Some(path) => {
-            if let Some(dir) = path.parent() {
-                std::fs::create_dir_all(dir)
-                    .with_context(|| format!("cannot create {}", dir.display()))?;
-            }
-            let f = std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(path)
-                .with_context(|| format!("cannot open {}", path.display()))?;
-            Some(
-                tracing_subscriber::fmt::layer()
-                    .with_ansi(false)
-                    .with_writer(std::sync::Mutex::new(f))
-                    .with_filter(filter()),
-            )
-        }
-        None => None,
-    };
-    tracing_subscriber::registry()
-        .with(stderr)
-        .with(file)
-        .init();
-    Ok(())
+/// Logs to stderr and, when `log_file` is given, as JSON lines to that file rotated
+/// under `[log]` (see `agora_server::telemetry`). Keep the guard until the command
+/// ends: dropping it writes out the lines still queued.
+pub fn init_logging(
+    log_file: Option<(&std::path::Path, &LogConfig)>,
+) -> anyhow::Result<telemetry::LogGuard> {
+    telemetry::init(log_file).with_context(|| match log_file {
+        Some((path, _)) => format!("cannot log to {}", path.display()),
+        None => "cannot set up logging".to_string(),
+    })
 }
 
 /// Loads the configuration for the command line.
@@ -73,9 +46,11 @@ pub fn load_config(cli: &Cli, overrides: &Overrides) -> anyhow::Result<Config> {
 }
 
 pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
-    if !matches!(cli.command, Command::Up(_)) {
-        init_logging(None)?;
-    }
+    let _log = if matches!(cli.command, Command::Up(_)) {
+        None
+    } else {
+        Some(init_logging(None)?)
+    };
     match &cli.command {
         Command::Up(args) => crate::up::up(&cli, args).await,
         Command::Audit(args) => audit(&cli, args).await,

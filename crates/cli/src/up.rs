@@ -55,7 +55,8 @@ pub async fn up(cli: &Cli, args: &UpArgs) -> anyhow::Result<ExitCode> {
         .local_addr()
         .context("cannot read the listening address")?;
     let log_file = config.data_dir.join("system.log");
-    init_logging(Some(&log_file))?;
+    // Held to the end: dropping it writes out what is still queued for the file.
+    let _log = init_logging(Some((&log_file, &config.log)))?;
     let url = config.effective_database_url();
     let w = world::open(config).await.context("cannot open the world")?;
     let token_file = operator::token_path(&w.config.data_dir);
@@ -96,6 +97,7 @@ pub async fn up(cli: &Cli, args: &UpArgs) -> anyhow::Result<ExitCode> {
         shared,
         OrchestratorOptions {
             debug_agent: args.debug_agent.map(AgentId),
+            cycle_duration: Some(state.metrics.cycle_duration()),
         },
     )
     .context("cannot prepare the orchestrator's folders")?;

@@ -109,7 +109,7 @@ impl AgentUser {
         // A regular file with several links may be a hard link the agent planted to a
         // file it does not own; giving it away would hand over the host's file.
         if meta.is_file() && meta.nlink() > 1 {
-            tracing::warn!(path = %path.display(), "not chowning a multiply-linked file");
+            tracing::warn!(component = "sandbox", path = %path.display(), "not chowning a multiply-linked file");
             return Ok(());
         }
         std::os::unix::fs::lchown(path, Some(self.uid), Some(self.gid))

@@ -16,6 +16,7 @@ use tokio::task::JoinHandle;
 
 use crate::outcome::ended_line;
 use crate::{IsolationReport, Outcome, SandboxError};
+use tracing::Instrument;
 
 /// A line longer than this is cut into pieces: an agent printing without newlines must
 /// not grow the sandbox's memory without bound.
@@ -167,7 +168,8 @@ impl LogPump {
         let (tx, mut rx) = mpsc::channel::<(LogStream, String, SystemTime)>(CHANNEL_CAPACITY);
         let (out_tx, out_rx) = mpsc::channel(CHANNEL_CAPACITY);
         let path = log_path.display().to_string();
-        let task = tokio::spawn(async move {
+        let task = tokio::spawn(
+            async move {
             let mut file = tokio::io::BufWriter::new(file);
             let mut caller = Some(out_tx);
             let mut count = 0u64;
@@ -177,7 +179,7 @@ impl LogPump {
                 if file_ok {
                     let text = format!("{} {} {}\n", rfc3339(at), stream.as_str(), line);
                     if let Err(e) = file.write_all(text.as_bytes()).await {
-                        tracing::warn!(path, error = %e, "execution log write failed");
+                        tracing::warn!(component = "sandbox", path, error = %e, "execution log write failed");
                         file_ok = false;
                     }
                     // Flush whenever we are caught up, so the file is current while the
@@ -201,7 +203,9 @@ impl LogPump {
             }
             let _ = file.flush().await;
             count
-        });
+        }
+        .in_current_span(),
+        );
         Ok((
             LogPump {
                 sender: LineSender { tx },

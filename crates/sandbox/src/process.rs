@@ -37,6 +37,7 @@ use crate::{
     AgentUser, ExecutionSandbox, ExecutionSpec, IsolationReport, KillSwitch, Outcome,
     RunningExecution, SandboxError,
 };
+use tracing::Instrument;
 
 /// Whether to wrap executions in bubblewrap.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -245,7 +246,7 @@ impl ProcessSandbox {
             .id()
             .and_then(|p| i32::try_from(p).ok())
             .ok_or_else(|| SandboxError::io("agent pid", std::io::Error::other("no pid")))?;
-        tracing::info!(agent = %spec.agent, execution = %spec.execution, pid, "execution created -> running");
+        tracing::info!(component = "sandbox", agent = %spec.agent, execution = %spec.execution, pid, "execution created -> running");
 
         let sender = pump.sender();
         sender
@@ -295,10 +296,14 @@ impl ProcessSandbox {
             isolation,
             memory_error,
         };
-        tokio::spawn(async move {
-            let outcome = sup.run(pump, readers).await;
-            let _ = tx.send(outcome);
-        });
+        // In the caller's span (the execution's): the supervisor's lines carry its ids.
+        tokio::spawn(
+            async move {
+                let outcome = sup.run(pump, readers).await;
+                let _ = tx.send(outcome);
+            }
+            .in_current_span(),
+        );
         Ok(RunningExecution::new(
             spec.agent,
             spec.execution,
@@ -379,7 +384,11 @@ impl Supervisor {
         };
         for r in readers {
             if tokio::time::timeout(DRAIN_TIMEOUT, r).await.is_err() {
-                tracing::warn!(pid = self.pid, "agent output did not close after kill");
+                tracing::warn!(
+                    component = "sandbox",
+                    pid = self.pid,
+                    "agent output did not close after kill"
+                );
             }
         }
 
@@ -413,6 +422,7 @@ impl Supervisor {
         let (status, reason) = verdict(&evidence);
         let peak_memory_mb = (peak_rss > 0).then(|| peak_rss.div_ceil(1024 * 1024));
         tracing::info!(
+            component = "sandbox",
             agent = %self.agent, execution = %self.execution, pid = self.pid,
             exit_code, %reason, swept, "execution running -> {}", status.as_str()
         );

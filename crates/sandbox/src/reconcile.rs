@@ -43,7 +43,7 @@ pub(crate) async fn remove_leftover_containers(
         let labels = c.labels.unwrap_or_default();
         let label = |k: &str| labels.get(k).and_then(|v| v.parse::<i64>().ok());
         remove(docker, &id).await?;
-        tracing::info!(container = %id, "leftover container removed");
+        tracing::info!(component = "sandbox", container = %id, "leftover container removed");
         removed.push(Leftover {
             id,
             agent: label(LABEL_AGENT).map(AgentId),

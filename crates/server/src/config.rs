@@ -57,6 +57,29 @@ pub struct Config {
     /// The LLM proxy's upstream and limits (SPEC §10).
     pub llm: LlmConfig,
     pub orchestrator: OrchestratorConfig,
+    /// `system.log`'s rotation (SPEC §13).
+    pub log: LogConfig,
+}
+
+/// `system.log` in the data directory: JSON lines, rotated by size.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogConfig {
+    /// `system.log` is renamed to `system.log.1` (and older ones shifted) before a
+    /// line would take it past this many MiB. 0: never rotated.
+    pub max_file_mb: u64,
+    /// Rotated files kept (`system.log.1` … `.N`); older ones are deleted. 0 keeps
+    /// none: a full `system.log` starts again empty.
+    pub max_files: u32,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig {
+            max_file_mb: 100,
+            max_files: 5,
+        }
+    }
 }
 
 /// The Orchestrator's loop and sandbox (SPEC §6, §8).
@@ -201,6 +224,7 @@ impl Default for Config {
             genesis: GenesisConfig::default(),
             llm: LlmConfig::default(),
             orchestrator: OrchestratorConfig::default(),
+            log: LogConfig::default(),
         }
     }
 }

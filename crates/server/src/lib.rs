@@ -25,5 +25,8 @@ pub mod llm_bench;
 pub mod orchestrator;
 /// All state of the world in SQLite or PostgreSQL: ledger, market, attention, events.
 pub mod store;
+/// The structured log of §13: JSON lines in `system.log` (rotated by size) with the
+/// component and the ids in scope on every line, and a readable copy on stderr.
+pub mod telemetry;
 /// Opening the world: data directory, store, markets, bootstrap (§8).
 pub mod world;

@@ -81,7 +81,7 @@ fn sweep_staging(root: &std::path::Path) {
             .starts_with(crate::api::files::STAGING_PREFIX)
         {
             if let Err(err) = std::fs::remove_dir_all(e.path()) {
-                tracing::warn!(path = %e.path().display(), error = %err, "cannot remove a stale staging folder");
+                tracing::warn!(component = "api", path = %e.path().display(), error = %err, "cannot remove a stale staging folder");
             }
         }
     }

@@ -138,10 +138,10 @@ impl World {
         let mut text = String::new();
         s.read_to_string(&mut text).unwrap();
         text.lines()
-            .find(|l| l.starts_with("agora_cycle "))
+            .find(|l| l.starts_with("agora_current_cycle "))
             .and_then(|l| l.split_whitespace().nth(1))
             .and_then(|n| n.parse::<f64>().ok())
-            .unwrap_or_else(|| panic!("no agora_cycle in /metrics")) as i64
+            .unwrap_or_else(|| panic!("no agora_current_cycle in /metrics")) as i64
     }
 }
 

@@ -6,6 +6,7 @@
 
 mod console;
 mod economy;
+mod observability;
 mod terminal;
 
 use sqlx::{Connection, Executor};

@@ -19,6 +19,7 @@ use bollard::Docker;
 use futures_util::future::BoxFuture;
 use futures_util::FutureExt;
 use tokio::sync::oneshot;
+use tracing::Instrument;
 
 pub use container::{DEBUG_PORT, LABEL_AGENT, LABEL_DEADLINE, LABEL_EXECUTION, LABEL_INSTANCE};
 
@@ -200,6 +201,7 @@ impl DockerSandbox {
                     )
                     .await;
                 tracing::info!(
+                    component = "sandbox",
                     agent = %spec.agent, execution = %spec.execution, container = %id,
                     "execution created -> running"
                 );
@@ -217,10 +219,14 @@ impl DockerSandbox {
                     kill: kill.clone(),
                     isolation,
                 };
-                tokio::spawn(async move {
-                    let outcome = sup.run(output, pump).await;
-                    let _ = tx.send(outcome);
-                });
+                // In the caller's span: the supervisor's lines carry its ids.
+                tokio::spawn(
+                    async move {
+                        let outcome = sup.run(output, pump).await;
+                        let _ = tx.send(outcome);
+                    }
+                    .in_current_span(),
+                );
                 Ok(RunningExecution::new(
                     spec.agent,
                     spec.execution,

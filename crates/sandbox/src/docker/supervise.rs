@@ -102,7 +102,7 @@ impl Supervisor {
                 _ = tokio::time::sleep_until(
                     tokio::time::Instant::from_std(killed_at + KILL_GRACE)
                 ), if killed_for.is_some() => {
-                    tracing::warn!(container = %self.id, "no exit after SIGKILL; giving up waiting");
+                    tracing::warn!(component = "sandbox", container = %self.id, "no exit after SIGKILL; giving up waiting");
                     break None;
                 }
             };
@@ -130,11 +130,11 @@ impl Supervisor {
         let exit_code = exit_code.or_else(|| state.as_ref().and_then(|s| s.exit_code));
 
         if tokio::time::timeout(DRAIN_TIMEOUT, reader).await.is_err() {
-            tracing::warn!(container = %self.id, "output stream did not end after exit");
+            tracing::warn!(component = "sandbox", container = %self.id, "output stream did not end after exit");
         }
         if let Err(e) = remove(&self.docker, &self.id).await {
             // reconcile() at the next start removes it; the outcome is still valid.
-            tracing::warn!(container = %self.id, error = %e, "could not remove container");
+            tracing::warn!(component = "sandbox", container = %self.id, error = %e, "could not remove container");
         }
 
         let evidence = Evidence {
@@ -151,6 +151,7 @@ impl Supervisor {
         let cpu_used_ms = usage.last.map(|s| s.cpu_ns / 1_000_000);
         let peak_memory_mb = usage.peak_memory.map(|b| b.div_ceil(1024 * 1024));
         tracing::info!(
+            component = "sandbox",
             agent = %self.agent, execution = %self.execution, container = %self.id,
             exit_code, %reason, "execution running -> {}", status.as_str()
         );
@@ -220,7 +221,7 @@ impl Supervisor {
         )
         .await
         {
-            tracing::debug!(container = %self.id, error = %e, "kill");
+            tracing::debug!(component = "sandbox", container = %self.id, error = %e, "kill");
         }
     }
 }
@@ -243,7 +244,9 @@ async fn wait_not_running(docker: &Docker, id: &str) -> Option<i64> {
                 status_code: 404,
                 ..
             })) => return None,
-            Some(Err(e)) => tracing::debug!(container = %id, error = %e, "wait failed; retrying"),
+            Some(Err(e)) => {
+                tracing::debug!(component = "sandbox", container = %id, error = %e, "wait failed; retrying")
+            }
             None => {}
         }
         tokio::time::sleep(Duration::from_millis(200)).await;

@@ -5,12 +5,14 @@
 
 use super::error::ApiError;
 use super::state::ApiState;
+use super::trace::RequestTrace;
 use crate::store::{TokenIdentity, EXECUTION_TOKEN_PREFIX};
 use agora_core::{AgentId, ExecutionId};
 use axum::extract::FromRequestParts;
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
 use axum::http::StatusCode;
+use std::sync::Arc;
 
 /// The agent and execution a request speaks for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -55,7 +57,13 @@ impl FromRequestParts<ApiState> for Caller {
             ));
         }
         match state.store.authenticate(token).await? {
-            Some(TokenIdentity { agent, execution }) => Ok(Caller { agent, execution }),
+            Some(TokenIdentity { agent, execution }) => {
+                let caller = Caller { agent, execution };
+                if let Some(trace) = parts.extensions.get::<Arc<RequestTrace>>() {
+                    trace.identify(caller);
+                }
+                Ok(caller)
+            }
             None => Err(ApiError::new(
                 StatusCode::UNAUTHORIZED,
                 "invalid_token",

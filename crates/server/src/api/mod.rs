@@ -24,6 +24,7 @@ mod serve;
 mod social;
 mod state;
 mod system;
+pub mod trace;
 mod views;
 
 pub use auth::{Caller, Operator};
@@ -163,6 +164,7 @@ pub fn router(state: ApiState) -> (Router, OpenApi) {
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
         .merge(llm_routes)
         .merge(console)
+        .layer(middleware::from_fn(trace::request))
         .with_state(state);
     (router, openapi)
 }

@@ -24,7 +24,7 @@ pub async fn serve_tcp(
     // previous one: up to 40 ms per event.
     let listener = listener.tap_io(|tcp| {
         if let Err(e) = tcp.set_nodelay(true) {
-            tracing::debug!(error = %e, "cannot set TCP_NODELAY");
+            tracing::debug!(component = "api", error = %e, "cannot set TCP_NODELAY");
         }
     });
     axum::serve(listener, router)

@@ -21,6 +21,7 @@ use serde::Deserialize;
 use serde_json::json;
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot};
+use tracing::Instrument;
 
 /// Names the output cap the proxy set when it differs from the client's.
 pub const CLAMPED_HEADER: HeaderName = HeaderName::from_static("x-agora-max-tokens-clamped");
@@ -46,7 +47,8 @@ pub struct Call {
 /// body as it comes).
 pub fn spawn(call: Call) -> oneshot::Receiver<Response> {
     let (reply, rx) = oneshot::channel();
-    tokio::spawn(run(call, reply));
+    // In the request's span: the settlement's lines keep the request's ids.
+    tokio::spawn(run(call, reply).in_current_span());
     rx
 }
 

@@ -10,6 +10,8 @@ use agora_core::{Credits, Cycle, Resource};
 use std::fmt;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use tracing::field::Empty;
+use tracing::{Instrument, Span};
 
 /// What one cycle did; its `Display` is the cycle's line in system.log.
 #[derive(Debug, Clone, PartialEq)]
@@ -57,9 +59,16 @@ impl fmt::Display for CycleSummary {
 /// Runs one cycle. Winners are launched by tasks of their own; this returns once
 /// they are allocated.
 pub(super) async fn run_cycle(inner: &Arc<Inner>) -> StoreResult<CycleSummary> {
+    // The cycle's number is known once it began; lines before that have none.
+    let span = tracing::info_span!("cycle", component = "orchestrator", cycle = Empty);
+    cycle(inner, &span).instrument(span.clone()).await
+}
+
+async fn cycle(inner: &Arc<Inner>, span: &Span) -> StoreResult<CycleSummary> {
     let began = Instant::now();
     let store = &inner.store;
     let cycle = store.begin_cycle().await?;
+    span.record("cycle", cycle.0);
     // 1. Expiry.
     let expired_bids = store.expire_bids(cycle).await?;
     let ttl = i64::try_from(inner.config.attention.prompt_ttl_seconds)

@@ -15,6 +15,7 @@ use agora_sandbox::{ExecutionSpec, Limits, LogLine, Outcome, ReadonlyMount, Runn
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
+use tracing::Instrument;
 
 /// Runs one allocated execution to its end; never fails: every way it can go wrong
 /// ends as a recorded status.
@@ -123,11 +124,10 @@ async fn launch(
     env.write(&workspace)
         .map_err(|e| format!("cannot write env.json: {e}"))?;
     spec.env = env.variables();
-    let server = UnixServer::bind(
-        &socket_dir.join(agora_sandbox::SOCKET_FILE),
-        inner.router.clone(),
-    )
-    .map_err(|e| format!("cannot serve the System Service socket: {e}"))?;
+    // Requests on this socket come from this execution: they run in its span.
+    let router = crate::api::trace::within(inner.router.clone(), tracing::Span::current());
+    let server = UnixServer::bind(&socket_dir.join(agora_sandbox::SOCKET_FILE), router)
+        .map_err(|e| format!("cannot serve the System Service socket: {e}"))?;
     let running = match sandbox.launch(spec).await {
         Ok(r) => r,
         Err(e) => {
@@ -199,11 +199,14 @@ async fn supervise(
     let id = exec.id;
     inner.register(id, running.kill_switch());
     let forward = running.take_logs().map(|mut rx| {
-        tokio::spawn(async move {
-            while let Some(line) = rx.recv().await {
-                agent_line(&line);
+        tokio::spawn(
+            async move {
+                while let Some(line) = rx.recv().await {
+                    agent_line(&line);
+                }
             }
-        })
+            .in_current_span(),
+        )
     });
     let waited = running.wait().await;
     let killed_by_shutdown = !inner.unregister(id);

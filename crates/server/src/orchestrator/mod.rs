@@ -23,6 +23,7 @@ use crate::store::{Rebid, Store, StoreResult};
 use agora_core::{AgentId, ExecutionId};
 use agora_sandbox::{ExecutionSandbox, KillSwitch};
 use axum::Router;
+use prometheus_client::metrics::histogram::Histogram;
 use std::collections::HashMap;
 use std::future::Future;
 use std::path::PathBuf;
@@ -31,12 +32,16 @@ use std::time::Duration;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
+use tracing::Instrument;
 
 /// How the Orchestrator is set up beyond the configuration.
 #[derive(Debug, Clone, Default)]
 pub struct OrchestratorOptions {
     /// Start this agent's next execution under debugpy (ADR 006).
     pub debug_agent: Option<AgentId>,
+    /// Observes each cycle's duration (`agora_cycle_duration_seconds` of the
+    /// System Service's `/metrics`).
+    pub cycle_duration: Option<Histogram>,
 }
 
 /// The Orchestrator; a clone is a handle to the same one.
@@ -68,6 +73,8 @@ pub(crate) struct Inner {
     stopping: CancellationToken,
     /// The agent whose next execution runs under debugpy; taken once.
     debug_agent: Mutex<Option<AgentId>>,
+    /// Where each cycle's duration goes, if anywhere.
+    cycle_duration: Option<Histogram>,
 }
 
 /// How long shutdown waits for killed executions to be recorded.
@@ -106,6 +113,7 @@ impl Orchestrator {
             tasks: TaskTracker::new(),
             stopping: CancellationToken::new(),
             debug_agent: Mutex::new(options.debug_agent),
+            cycle_duration: options.cycle_duration,
         })))
     }
 
@@ -166,7 +174,12 @@ impl Orchestrator {
                 }
             }
             match self.cycle().await {
-                Ok(s) => tracing::info!(component = "orchestrator", cycle = s.cycle.0, "{s}"),
+                Ok(s) => {
+                    if let Some(h) = &self.0.cycle_duration {
+                        h.observe(s.took.as_secs_f64());
+                    }
+                    tracing::info!(component = "orchestrator", cycle = s.cycle.0, "{s}")
+                }
                 Err(e) => tracing::error!(component = "orchestrator", error = %e, "cycle failed"),
             }
         }
@@ -228,7 +241,16 @@ impl Inner {
 
     fn spawn_execution(self: &Arc<Self>, exec: crate::store::ExecutionRecord) {
         let inner = Arc::clone(self);
-        self.tasks.spawn(execution::run(inner, exec));
+        // Every line of the execution's task, and of the sandbox and the System
+        // Service working for it, carries its ids (a child of the cycle's span).
+        let span = tracing::info_span!(
+            "execution",
+            component = "orchestrator",
+            agent = exec.agent.0,
+            execution = exec.id.0,
+        );
+        self.tasks
+            .spawn(execution::run(inner, exec).instrument(span));
     }
 
     fn lock_running(&self) -> std::sync::MutexGuard<'_, HashMap<ExecutionId, KillSwitch>> {

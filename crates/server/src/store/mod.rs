@@ -141,7 +141,7 @@ impl Checkpointer {
                     .execute(&pool)
                     .await
                 {
-                    tracing::warn!(error = %e, "WAL checkpoint failed");
+                    tracing::warn!(component = "economy", error = %e, "WAL checkpoint failed");
                 }
             }
         });

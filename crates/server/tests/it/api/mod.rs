@@ -8,5 +8,6 @@ mod human;
 mod idempotency;
 mod identity;
 mod market;
+mod metrics;
 mod service;
 mod social;

@@ -74,11 +74,11 @@ async fn health_metrics_and_openapi(api: TestApi) {
         .starts_with("text/plain"));
     let text = r.text().await.unwrap();
     for needle in [
-        "agora_agents{kind=\"alive\"} 1",
-        "agora_market_price_credits{kind=\"cpu_seconds\"} 1.0",
+        "agora_agents{status=\"alive\"} 1",
+        "agora_market_price_credits{resource=\"cpu_seconds\"} 1.0",
         "agora_api_requests_total{method=\"GET\",route=\"/market/prices\",status=\"200\"} 1",
         "agora_api_request_duration_seconds_bucket",
-        "# EOF",
+        "# TYPE agora_api_requests_total counter",
     ] {
         assert!(text.contains(needle), "{needle:?} missing from:\n{text}");
     }
