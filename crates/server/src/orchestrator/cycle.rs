@@ -78,6 +78,13 @@ async fn cycle(inner: &Arc<Inner>, span: &Span) -> StoreResult<CycleSummary> {
         .expire_prompts(crate::store::now_micros(), ttl)
         .await?
         .len();
+    if expired_prompts > 0 {
+        tracing::info!(
+            component = "attention",
+            expired = expired_prompts,
+            "prompts expired unrated; their bids released"
+        );
+    }
     // 2. Clearing, and one transaction per winner.
     let (bids, capacity, in_use, prices, unavailable) = store.clearing_input().await?;
     let clearing = clear(&ClearingInput {
@@ -87,6 +94,12 @@ async fn cycle(inner: &Arc<Inner>, span: &Span) -> StoreResult<CycleSummary> {
         prices,
         unavailable: &unavailable,
     });
+    tracing::debug!(
+        component = "scheduler",
+        pending = bids.len(),
+        winners = clearing.winners.len(),
+        "cleared"
+    );
     let mut winners = Vec::with_capacity(clearing.winners.len());
     for bid in &clearing.winners {
         // A bid withdrawn since the clearing read it is simply not allocated.
@@ -110,8 +123,16 @@ async fn cycle(inner: &Arc<Inner>, span: &Span) -> StoreResult<CycleSummary> {
             new_prices,
         })
         .await?;
+    tracing::debug!(component = "market", prices = ?new_prices.0.map(|p| p.0), utilisation = ?clearing.utilisation, "prices moved");
     // 5. Cull.
     let culled = store.cull(cycle).await?.len();
+    if culled > 0 {
+        tracing::info!(
+            component = "economy",
+            culled,
+            "agents culled: alive with no bid and nothing to run"
+        );
+    }
     // 3. Launch, concurrently and bounded, without waiting. Handed over last so that
     // the launches' own writes (tokens, start records) do not queue behind, or in
     // front of, this cycle's transactions on a single-writer database; a winner is
