@@ -142,12 +142,9 @@ pub(super) async fn detail(
     State(s): State<ApiState>,
     Path(id): Path<String>,
 ) -> Response {
-    let Ok(id) = id.parse::<i64>() else {
-        return layout::error(
-            StatusCode::BAD_REQUEST,
-            Nav::Agents,
-            "an agent id is a number",
-        );
+    let id = match layout::path_id(&id, "an agent") {
+        Ok(id) => id,
+        Err(page) => return *page,
     };
     match render_detail(&s, AgentId(id)).await {
         Ok(m) => layout::page(&format!("Agent #{id}"), Nav::Agents, m).into_response(),
@@ -325,12 +322,9 @@ pub(super) async fn execution(
     State(s): State<ApiState>,
     Path(id): Path<String>,
 ) -> Response {
-    let Ok(id) = id.parse::<i64>() else {
-        return layout::error(
-            StatusCode::BAD_REQUEST,
-            Nav::Agents,
-            "an execution id is a number",
-        );
+    let id = match layout::path_id(&id, "an execution") {
+        Ok(id) => id,
+        Err(page) => return *page,
     };
     let id = ExecutionId(id);
     let e = match s.store.execution(id).await {

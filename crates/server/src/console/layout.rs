@@ -157,3 +157,14 @@ pub fn failed(e: impl Into<crate::api::ApiError>, current: Nav) -> Response {
     let e: crate::api::ApiError = e.into();
     error(e.status, current, &e.message)
 }
+
+/// A numeric id from a page's path, or the 400 page saying what it should be.
+pub fn path_id(text: &str, what: &str) -> Result<i64, Box<Response>> {
+    text.parse::<i64>().map_err(|_| {
+        Box::new(error(
+            StatusCode::BAD_REQUEST,
+            Nav::Agents,
+            &format!("{what} id is a number"),
+        ))
+    })
+}

@@ -172,12 +172,9 @@ pub(super) async fn file(
     Path(id): Path<String>,
     Query(q): Query<FileQuery>,
 ) -> Response {
-    let Ok(id) = id.parse::<i64>() else {
-        return layout::error(
-            StatusCode::BAD_REQUEST,
-            Nav::Agents,
-            "an agent id is a number",
-        );
+    let id = match layout::path_id(&id, "an agent") {
+        Ok(id) => id,
+        Err(page) => return *page,
     };
     let rel = match check_path(&q.path) {
         Ok(p) => p,

@@ -70,6 +70,19 @@ async fn place(t: &TestStore, b: NewBid) -> agora_server::store::BidRecord {
     t.store.place_bid(b).await.unwrap()
 }
 
+/// Records a cycle that allocated nothing, at `prices`.
+async fn record_idle_cycle(t: &TestStore, cycle: Cycle, prices: agora_core::Prices) {
+    t.store
+        .record_cycle(agora_server::store::CycleRecord {
+            cycle,
+            allocated: Default::default(),
+            utilisation: [0.0; 4],
+            new_prices: prices,
+        })
+        .await
+        .unwrap();
+}
+
 fn bid(payer: AgentId, b: Bundle, amount: Credits) -> NewBid {
     NewBid {
         payer,
@@ -516,15 +529,7 @@ async fn lost_executions_are_refunded_and_bid_again(t: TestStore) {
     for p in prices.0.iter_mut() {
         p.0 *= 100;
     }
-    t.store
-        .record_cycle(agora_server::store::CycleRecord {
-            cycle,
-            allocated: Default::default(),
-            utilisation: [0.0; 4],
-            new_prices: prices,
-        })
-        .await
-        .unwrap();
+    record_idle_cycle(&t, cycle, prices).await;
     let ended = t
         .store
         .abandon_execution(eb.id, "launch failed".into(), rules)
@@ -1066,15 +1071,7 @@ async fn console_reads_the_population_and_its_history(t: TestStore) {
 
     // One world row per recorded cycle, with the ledger's totals at that moment.
     let prices = t.store.prices().await.unwrap();
-    t.store
-        .record_cycle(agora_server::store::CycleRecord {
-            cycle,
-            allocated: Default::default(),
-            utilisation: [0.0; 4],
-            new_prices: prices,
-        })
-        .await
-        .unwrap();
+    record_idle_cycle(&t, cycle, prices).await;
     let stats = t.store.stats().await.unwrap();
     let history = t.store.world_history(10).await.unwrap();
     assert_eq!(history.len(), 1);
@@ -1093,15 +1090,7 @@ async fn console_reads_the_population_and_its_history(t: TestStore) {
     assert_eq!(p.minted, cr(1005).micros());
     assert_eq!(p.burned, cr(30).micros(), "three spawn fees");
     let c2 = t.store.begin_cycle().await.unwrap();
-    t.store
-        .record_cycle(agora_server::store::CycleRecord {
-            cycle: c2,
-            allocated: Default::default(),
-            utilisation: [0.0; 4],
-            new_prices: prices,
-        })
-        .await
-        .unwrap();
+    record_idle_cycle(&t, c2, prices).await;
     let last = t.store.world_history(1).await.unwrap();
     assert_eq!(last.iter().map(|p| p.cycle).collect::<Vec<_>>(), vec![c2.0]);
     assert_eq!(

@@ -60,6 +60,18 @@ async fn read(r: reqwest::Response) -> Page {
     }
 }
 
+/// What the Attention page polls.
+async fn attention_state(api: &TestApi) -> serde_json::Value {
+    let r = browser()
+        .get(format!("{}/console/attention/state", api.base))
+        .header(COOKIE, format!("agora_console={}", api.operator))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    r.json().await.unwrap()
+}
+
 #[track_caller]
 fn assert_html(p: &Page, status: u16) {
     assert_eq!(p.status, status, "{}", p.html);
@@ -229,15 +241,10 @@ async fn every_page_renders_the_world(api: TestApi) {
         let p = page(&api, Some(tok), path).await;
         assert_html(&p, status);
     }
-    let state = browser()
-        .get(format!("{}/console/attention/state", api.base))
-        .header(COOKIE, format!("agora_console={tok}"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(state.status(), 200);
-    let v: serde_json::Value = state.json().await.unwrap();
-    assert_eq!(v, json!({"active": null, "waiting": 0}));
+    assert_eq!(
+        attention_state(&api).await,
+        json!({"active": null, "waiting": 0})
+    );
 }
 
 async fn ratings_from_the_form_pay_once_and_bad_ones_change_nothing(api: TestApi) {
@@ -260,15 +267,7 @@ async fn ratings_from_the_form_pay_once_and_bad_ones_change_nothing(api: TestApi
     )
     .await
     .expect(201);
-    let state: serde_json::Value = browser()
-        .get(format!("{}/console/attention/state", api.base))
-        .header(COOKIE, format!("agora_console={tok}"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let state = attention_state(&api).await;
     assert_eq!(state, json!({"active": p["id"], "waiting": 1}));
     let before = api.t.store.stats().await.unwrap();
     for bad in [
