@@ -4,6 +4,7 @@
 use crate::Cli;
 use agora_server::api_bench::{self, ApiBenchOptions, PhaseFigures};
 use agora_server::bench;
+use agora_server::console_bench::{self, ConsoleBenchOptions};
 use agora_server::cycle_bench::{self, CycleBenchOptions};
 use agora_server::llm_bench::{self, LlmBenchOptions};
 use agora_server::store::Store;
@@ -106,6 +107,33 @@ pub enum BenchCommand {
         #[arg(long, default_value_t = 200)]
         warmup: usize,
     },
+    /// The console's pages over a world grown through the store: agents in
+    /// lineages, alive and dead, executions with logs, pending bids, prompts (some
+    /// rated) and cycles of market and world history; the ledger audit must be
+    /// clean. Then every page is requested over loopback with the operator's
+    /// cookie; prints each page's p50 and p99, the slowest page, and
+    /// `console_pages_p99_max_ms=<the largest p99>` last.
+    Console {
+        /// Agents in the world (besides the genesis agent).
+        #[arg(long, default_value_t = 10_000)]
+        agents: usize,
+        /// Cycles of history the world is grown over.
+        #[arg(long, default_value_t = 3_000)]
+        cycles: usize,
+        /// Timed rounds over every page.
+        #[arg(long, default_value_t = 100)]
+        rounds: usize,
+        /// Untimed rounds first.
+        #[arg(long, default_value_t = 5)]
+        warmup: usize,
+        /// Database of the world; default a temporary SQLite file.
+        #[arg(long)]
+        database_url: Option<String>,
+        /// Grow the world in this directory and keep it (for a look at it
+        /// afterwards); default a temporary directory.
+        #[arg(long)]
+        data_dir: Option<std::path::PathBuf>,
+    },
 }
 
 pub async fn run(_cli: &Cli, cmd: &BenchCommand) -> anyhow::Result<ExitCode> {
@@ -184,6 +212,22 @@ pub async fn run(_cli: &Cli, cmd: &BenchCommand) -> anyhow::Result<ExitCode> {
             .await?
         }
         BenchCommand::LlmProxy { calls, warmup } => llm_proxy(*calls, *warmup).await?,
+        BenchCommand::Console {
+            agents,
+            cycles,
+            rounds,
+            warmup,
+            database_url,
+            data_dir,
+        } => {
+            console(
+                (*agents, *cycles),
+                (*warmup, *rounds),
+                database_url.clone(),
+                data_dir.clone(),
+            )
+            .await?
+        }
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -324,6 +368,63 @@ async fn cycle(
         ms(f.max)
     );
     println!("cycle_{}_agents_ms={:.3}", f.agents, ms(f.median));
+    Ok(())
+}
+
+/// Runs the console benchmark in a temporary data directory (or the given one).
+async fn console(
+    (agents, cycles): (usize, usize),
+    (warmup_rounds, rounds): (usize, usize),
+    database_url: Option<String>,
+    data_dir: Option<std::path::PathBuf>,
+) -> anyhow::Result<()> {
+    let temp = tempfile::tempdir()?;
+    let data_dir = data_dir.unwrap_or_else(|| temp.path().to_path_buf());
+    let f = console_bench::run(ConsoleBenchOptions {
+        data_dir,
+        database_url,
+        agents,
+        cycles,
+        warmup_rounds,
+        rounds,
+    })
+    .await?;
+    let ms = |d: Duration| d.as_secs_f64() * 1e3;
+    let w = &f.world;
+    println!(
+        "backend={} agents={} alive={} dead={} big_lineage={} cycles={} executions={} logs={} \
+         pending_bids={} prompts={} rated={} waiting={} build_s={:.1} audit=clean",
+        f.backend,
+        w.agents,
+        w.alive,
+        w.dead,
+        w.big_lineage,
+        w.cycles,
+        w.executions,
+        w.logs,
+        w.pending_bids,
+        w.prompts_submitted,
+        w.prompts_rated,
+        w.prompts_waiting,
+        w.build.as_secs_f64()
+    );
+    for p in &f.pages {
+        println!(
+            "console_{}_p50_ms={:.3} p99_ms={:.3} max_ms={:.3} bytes={} path={} rounds={}",
+            p.name,
+            ms(p.p50),
+            ms(p.p99),
+            ms(p.max),
+            p.bytes,
+            p.path,
+            f.rounds
+        );
+    }
+    let slowest = f
+        .slowest()
+        .ok_or_else(|| anyhow::anyhow!("no page was measured"))?;
+    println!("console_slowest_page={} ({})", slowest.name, slowest.path);
+    println!("console_pages_p99_max_ms={:.3}", ms(slowest.p99));
     Ok(())
 }
 

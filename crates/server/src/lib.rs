@@ -14,6 +14,8 @@ pub mod bench;
 pub mod config;
 /// The console: server-rendered pages for the human and the operator (SPEC §12).
 pub mod console;
+/// `agora bench console`: the console's pages over a world of many agents (§12).
+pub mod console_bench;
 /// `agora bench cycle`: one Orchestrator cycle over a populated market (§8, §14).
 pub mod cycle_bench;
 /// The LLM proxy of §10: `/v1/chat/completions` and `/v1/models`, metered per execution.

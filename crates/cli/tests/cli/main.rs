@@ -4,6 +4,7 @@
 
 #![allow(clippy::unwrap_used)]
 
+mod benches;
 mod console;
 mod economy;
 mod observability;
