@@ -18,7 +18,9 @@
 use crate::api::operator::{self, Ensured};
 use crate::api_bench::{fresh_world, LocalServer};
 use crate::console::COOKIE;
-use crate::store::{CycleRecord, ExecutionEnd, NewBid, RootAgent, SpawnRequest, Store};
+use crate::store::{
+    CycleRecord, ExecutionEnd, NewBid, Rejection, RootAgent, SpawnRequest, Store, StoreError,
+};
 use agora_core::attention::Scores;
 use agora_core::lifecycle::ExecutionStatus;
 use agora_core::pricing::next_prices;
@@ -216,8 +218,7 @@ fn plan(n: usize, cycles: usize, rng: &mut Rng) -> (Vec<Life>, usize) {
     (lives, busy)
 }
 
-/// The bundle every bid asks for: small, so that a bid of 10 credits stays above
-/// the reserve while prices move (at most 3× their initial values, see `load`).
+/// The bundle every bid asks for: a small one.
 fn bench_bundle(config: &crate::config::Config) -> anyhow::Result<Bundle> {
     let spec = BundleSpec {
         cpu_seconds: 0.5,
@@ -229,15 +230,16 @@ fn bench_bundle(config: &crate::config::Config) -> anyhow::Result<Bundle> {
     Ok(Bundle::parse(&spec, &config.bundle_limits())?)
 }
 
-/// The market's load in a cycle: noise that pulls a price back once it has
-/// drifted 3× away from where it started, so prices wander without running off.
-fn load(rng: &mut Rng, price: i64, initial: i64) -> f64 {
+/// A market's utilisation in a cycle: what the cycle's executions used plus
+/// noise, except that a price 3× away from where it started is pulled back, so
+/// prices wander without running off (and bids stay above the reserve).
+fn load(rng: &mut Rng, used: f64, price: i64, initial: i64) -> f64 {
     if price > initial.saturating_mul(3) {
-        0.1
+        0.0
     } else if price.saturating_mul(3) < initial {
-        0.9
+        1.0
     } else {
-        (rng.below(1000) as f64) / 1000.0
+        (used + (rng.below(1000) as f64) / 1000.0).min(1.0)
     }
 }
 
@@ -253,6 +255,17 @@ fn log_text(exec: ExecutionId, bytes: usize) -> String {
         i += 1;
     }
     out
+}
+
+/// A bid refused for being below the reserve is placed again a quarter above
+/// the reserve it was told, as an agent would; any other refusal is an error.
+fn above_reserve(e: StoreError) -> anyhow::Result<Credits> {
+    match e {
+        StoreError::Rejected(Rejection::BelowReserve { reserve, .. }) => Ok(Credits::from_micros(
+            reserve.micros() + reserve.micros() / 4,
+        )),
+        other => Err(other.into()),
+    }
 }
 
 /// Grows the world; see the module's documentation.
@@ -286,31 +299,43 @@ impl Grower {
         Ok(())
     }
 
-    fn bid_amount(&mut self) -> Credits {
-        Credits::from_micros(10_000_000 + self.rng.below(30) as i64 * 1_000_000)
+    /// What an agent offers: a random amount, but at least a quarter above the
+    /// reserve at today's prices, as an agent reading `/market/prices` would.
+    async fn bid_amount(&mut self) -> anyhow::Result<Credits> {
+        let reserve = self.store.prices().await?.reserve(&self.bundle).micros();
+        let offer = 15_000_000 + self.rng.below(30) as i64 * 1_000_000;
+        Ok(Credits::from_micros(offer.max(reserve + reserve / 4)))
     }
 
     async fn place_bid(&mut self, j: usize, agent: AgentId) -> anyhow::Result<()> {
-        let amount = self.bid_amount();
-        self.fund(agent, amount).await?;
-        let bid = self
-            .store
-            .place_bid(NewBid {
-                payer: agent,
-                beneficiary: agent,
-                bundle: self.bundle,
-                amount,
-                ttl_cycles: self.ttl_cycles,
-                max_pending: self.config.economy.max_pending_bids,
-            })
-            .await?;
-        self.bid_of[j] = Some(bid.id);
-        Ok(())
+        let mut amount = self.bid_amount().await?;
+        for _ in 0..3 {
+            self.fund(agent, amount).await?;
+            let placed = self
+                .store
+                .place_bid(NewBid {
+                    payer: agent,
+                    beneficiary: agent,
+                    bundle: self.bundle,
+                    amount,
+                    ttl_cycles: self.ttl_cycles,
+                    max_pending: self.config.economy.max_pending_bids,
+                })
+                .await;
+            match placed {
+                Ok(bid) => {
+                    self.bid_of[j] = Some(bid.id);
+                    return Ok(());
+                }
+                Err(e) => amount = above_reserve(e)?,
+            }
+        }
+        bail!("agent {agent} could not bid above the reserve")
     }
 
     /// Creates (root) or spawns (child) agent `j` with its first bid.
     async fn birth(&mut self, j: usize, life: &Life) -> anyhow::Result<AgentId> {
-        let amount = self.bid_amount();
+        let amount = self.bid_amount().await?;
         let root = crate::world::workspaces_root(&self.config);
         let (id, bid) = match life.parent {
             None => {
@@ -339,27 +364,38 @@ impl Grower {
                     Credits::from_micros(endowment.micros() + cost.micros()),
                 )
                 .await?;
-                let (id, bid, _) = self
-                    .store
-                    .spawn_with_bid(
-                        SpawnRequest {
-                            parent,
-                            initial_credits: endowment,
-                            spawn_cost: cost,
-                            workspaces_root: root,
-                        },
-                        Some(NewBid {
-                            payer: parent,
-                            beneficiary: parent,
-                            bundle: self.bundle,
-                            amount,
-                            ttl_cycles: self.ttl_cycles,
-                            max_pending: self.config.economy.max_pending_bids,
-                        }),
-                        None,
-                    )
-                    .await?;
-                (id, bid)
+                let mut amount = amount;
+                let mut spawned = None;
+                for _ in 0..3 {
+                    let outcome = self
+                        .store
+                        .spawn_with_bid(
+                            SpawnRequest {
+                                parent,
+                                initial_credits: endowment,
+                                spawn_cost: cost,
+                                workspaces_root: root.clone(),
+                            },
+                            Some(NewBid {
+                                payer: parent,
+                                beneficiary: parent,
+                                bundle: self.bundle,
+                                amount,
+                                ttl_cycles: self.ttl_cycles,
+                                max_pending: self.config.economy.max_pending_bids,
+                            }),
+                            None,
+                        )
+                        .await;
+                    match outcome {
+                        Ok((id, bid, _)) => {
+                            spawned = Some((id, bid));
+                            break;
+                        }
+                        Err(e) => amount = above_reserve(e)?,
+                    }
+                }
+                spawned.with_context(|| format!("agent {parent} could not spawn"))?
             }
         };
         self.ids[j] = Some(id);
@@ -520,16 +556,7 @@ async fn grow(
         }
     }
     let markets = store.markets().await?;
-    let initial: Vec<i64> = Resource::ALL
-        .iter()
-        .map(|r| {
-            markets
-                .iter()
-                .find(|m| m.resource == r.as_str())
-                .map(|m| m.price)
-                .unwrap_or(1)
-        })
-        .collect();
+    let initial: Vec<i64> = store.prices().await?.0.iter().map(|p| p.0).collect();
     let capacity: Vec<f64> = Resource::ALL
         .iter()
         .map(|r| {
@@ -593,7 +620,7 @@ async fn grow(
         for r in Resource::ALL {
             let i = r.index();
             let used = allocated.get(r) as f64 / capacity[i];
-            utilisation[i] = (load(&mut g.rng, prices.0[i].0, initial[i]) + used).min(1.0);
+            utilisation[i] = load(&mut g.rng, used, prices.0[i].0, initial[i]);
         }
         store
             .record_cycle(CycleRecord {
