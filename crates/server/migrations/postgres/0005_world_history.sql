@@ -15,3 +15,6 @@ CREATE TABLE world_history (
 
 -- The console's agent table counts each agent's children.
 CREATE INDEX agents_parent ON agents (parent_id);
+
+-- An agent's page lists its latest prompts.
+CREATE INDEX prompts_agent ON prompts (agent_id, id);

@@ -5,7 +5,7 @@
 //! stream as `/admin/events/stream`).
 
 use super::auth::Human;
-use super::charts::{line_chart, Series};
+use super::charts::{line_chart, Series, MAX_POINTS};
 use super::layout::{self, agent_link, micros, Nav};
 use super::market::CHART_CYCLES;
 use crate::api::admin::events::{last_event_id, live};
@@ -60,7 +60,10 @@ fn series(points: &[WorldPoint], name: &str, y: impl Fn(&WorldPoint) -> i64, sca
 
 async fn render(s: &ApiState) -> Result<Markup, StoreError> {
     let stats = s.store.stats().await?;
-    let history = s.store.world_history(CHART_CYCLES).await?;
+    let history = s
+        .store
+        .world_history(CHART_CYCLES, MAX_POINTS as i64)
+        .await?;
     let newest = s.store.last_event_id().await?;
     let events = s
         .store

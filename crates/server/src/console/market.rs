@@ -3,7 +3,7 @@
 //! order.
 
 use super::auth::Human;
-use super::charts::{line_chart, Series};
+use super::charts::{line_chart, Series, MAX_POINTS};
 use super::layout::{self, agent_link, badge, credits, micros, Nav};
 use crate::api::ApiState;
 use crate::store::{HistoryRow, StoreError};
@@ -35,7 +35,10 @@ fn series_of(rows: &[HistoryRow], r: Resource, y: impl Fn(&HistoryRow) -> f64) -
 
 async fn render(s: &ApiState) -> Result<Markup, StoreError> {
     let markets = s.store.markets().await?;
-    let history = s.store.recent_market_history(CHART_CYCLES).await?;
+    let history = s
+        .store
+        .recent_market_history(CHART_CYCLES, MAX_POINTS as i64)
+        .await?;
     let book = s.store.bid_book(BOOK_ROWS).await?;
     let pending = s.store.pending_bid_count().await?;
     let utilisation: Vec<Series> = Resource::ALL

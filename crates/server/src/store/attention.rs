@@ -327,12 +327,26 @@ impl Store {
             .iter()
             .map(prompt_from)
             .collect::<StoreResult<Vec<_>>>()?;
-        let mut out = Vec::with_capacity(prompts.len());
-        for p in prompts {
-            let response = self.response(p.id).await?;
-            out.push((p, response));
-        }
-        Ok(out)
+        // Their ratings in one read, not one per prompt.
+        let mut ratings: std::collections::HashMap<PromptId, ResponseRecord> = sqlx::query(
+            "SELECT prompt_id, interesting, useful, understandable, reason, credits_awarded, rated_at \
+             FROM responses WHERE prompt_id IN \
+             (SELECT id FROM prompts WHERE agent_id = $1 ORDER BY id DESC LIMIT $2)",
+        )
+        .bind(agent.0)
+        .bind(limit)
+        .fetch_all(self.reader())
+        .await?
+        .iter()
+        .map(|r| response_from(r).map(|rec| (rec.prompt, rec)))
+        .collect::<StoreResult<_>>()?;
+        Ok(prompts
+            .into_iter()
+            .map(|p| {
+                let r = ratings.remove(&p.id);
+                (p, r)
+            })
+            .collect())
     }
 
     /// The rating of a prompt, if it was rated.

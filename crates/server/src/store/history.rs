@@ -3,7 +3,7 @@
 //! recent window of the markets' history, both read for the console's charts.
 
 use super::error::StoreResult;
-use super::market::HistoryRow;
+use super::market::{history_row_from, HistoryRow};
 use super::Store;
 use agora_core::Cycle;
 use sqlx::{AnyConnection, Row};
@@ -48,18 +48,36 @@ pub(super) async fn record_world(c: &mut AnyConnection, cycle: Cycle, now: i64) 
     Ok(())
 }
 
+/// The first cycle of a window of `cycles` ending at `last`, and the step that
+/// leaves at most `points` cycles of it.
+fn window(last: i64, cycles: i64, points: i64) -> (i64, i64) {
+    let cycles = cycles.max(1);
+    let step = (cycles + points.max(1) - 1) / points.max(1);
+    (last.saturating_sub(cycles).max(0), step.max(1))
+}
+
 impl Store {
-    /// The last `cycles` rows of the world's history, oldest first.
-    pub async fn world_history(&self, cycles: i64) -> StoreResult<Vec<WorldPoint>> {
+    /// The world's history over the last `cycles` recorded cycles, oldest first,
+    /// at most about `points` rows: every k-th cycle and always the last, chosen
+    /// in the query so a long history costs no more to read than a short one.
+    pub async fn world_history(&self, cycles: i64, points: i64) -> StoreResult<Vec<WorldPoint>> {
+        let last: Option<i64> = sqlx::query_scalar("SELECT MAX(cycle) FROM world_history")
+            .fetch_one(self.reader())
+            .await?;
+        let Some(last) = last else {
+            return Ok(Vec::new());
+        };
+        let (after, step) = window(last, cycles, points);
         let rows = sqlx::query(
             "SELECT cycle, agents_alive, agents_dead, agent_balances, agent_held, minted, burned, recorded_at \
-             FROM world_history ORDER BY cycle DESC LIMIT $1",
+             FROM world_history WHERE cycle > $1 AND (cycle % $2 = 0 OR cycle = $3) ORDER BY cycle",
         )
-        .bind(cycles)
+        .bind(after)
+        .bind(step)
+        .bind(last)
         .fetch_all(self.reader())
         .await?;
-        let mut points = rows
-            .iter()
+        rows.iter()
             .map(|r| {
                 Ok(WorldPoint {
                     cycle: r.try_get("cycle")?,
@@ -72,18 +90,47 @@ impl Store {
                     recorded_at: r.try_get("recorded_at")?,
                 })
             })
-            .collect::<StoreResult<Vec<_>>>()?;
-        points.reverse();
-        Ok(points)
+            .collect()
     }
 
-    /// The markets' history over the last `cycles` recorded cycles, oldest first
-    /// (one row per market and cycle).
-    pub async fn recent_market_history(&self, cycles: i64) -> StoreResult<Vec<HistoryRow>> {
-        let from: Option<i64> = sqlx::query_scalar("SELECT MAX(cycle) FROM market_history")
+    /// The markets' history over the last `cycles` recorded cycles, oldest first,
+    /// sampled like [`Store::world_history`] to about `points` cycles (one row per
+    /// market and cycle).
+    pub async fn recent_market_history(
+        &self,
+        cycles: i64,
+        points: i64,
+    ) -> StoreResult<Vec<HistoryRow>> {
+        let last: Option<i64> = sqlx::query_scalar("SELECT MAX(cycle) FROM market_history")
             .fetch_one(self.reader())
             .await?;
-        let after = from.unwrap_or(0).saturating_sub(cycles);
-        self.market_history(after, cycles.saturating_mul(4)).await
+        let Some(last) = last else {
+            return Ok(Vec::new());
+        };
+        let (after, step) = window(last, cycles, points);
+        let rows = sqlx::query(
+            "SELECT cycle, resource, capacity, allocated, utilisation, price, recorded_at \
+             FROM market_history WHERE cycle > $1 AND (cycle % $2 = 0 OR cycle = $3) \
+             ORDER BY cycle, resource",
+        )
+        .bind(after)
+        .bind(step)
+        .bind(last)
+        .fetch_all(self.reader())
+        .await?;
+        rows.iter().map(history_row_from).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::window;
+
+    #[test]
+    fn the_window_keeps_at_most_the_points_asked_for() {
+        assert_eq!(window(5_000, 2_000, 400), (3_000, 5));
+        assert_eq!(window(10, 2_000, 400), (0, 5));
+        assert_eq!(window(5_000, 300, 400), (4_700, 1));
+        assert_eq!(window(5_000, 0, 0), (4_999, 1));
     }
 }

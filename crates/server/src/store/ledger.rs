@@ -629,11 +629,15 @@ impl Store {
         read_balance(&mut c, account).await
     }
 
-    /// The latest transfers touching an agent's account, newest first.
+    /// The latest transfers touching an agent's account, newest first. The filter
+    /// names the account on each side (not the joined agent ids), so both backends
+    /// read the two transfer indexes instead of scanning every transfer.
     pub async fn history(&self, agent: AgentId, limit: i64) -> StoreResult<Vec<TransferRecord>> {
         let sql = format!(
             "SELECT {TRANSFER_COLUMNS} {TRANSFER_JOINS} \
-             WHERE da.agent_id = $1 OR ca.agent_id = $1 ORDER BY t.id DESC LIMIT $2"
+             WHERE t.debit_account = (SELECT id FROM accounts WHERE agent_id = $1) \
+                OR t.credit_account = (SELECT id FROM accounts WHERE agent_id = $1) \
+             ORDER BY t.id DESC LIMIT $2"
         );
         let rows = sqlx::query(&sql)
             .bind(agent.0)

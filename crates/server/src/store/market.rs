@@ -54,6 +54,19 @@ pub struct HistoryRow {
     pub recorded_at: i64,
 }
 
+/// A `market_history` row read back.
+pub(super) fn history_row_from(r: &sqlx::any::AnyRow) -> StoreResult<HistoryRow> {
+    Ok(HistoryRow {
+        cycle: r.try_get("cycle")?,
+        resource: r.try_get("resource")?,
+        capacity: r.try_get("capacity")?,
+        allocated: r.try_get("allocated")?,
+        utilisation: r.try_get("utilisation")?,
+        price: r.try_get("price")?,
+        recorded_at: r.try_get("recorded_at")?,
+    })
+}
+
 /// What one clearing did to the markets, recorded after the cycle.
 #[derive(Debug, Clone, PartialEq)]
 pub struct CycleRecord {
@@ -366,18 +379,6 @@ impl Store {
         .bind(limit)
         .fetch_all(self.reader())
         .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(HistoryRow {
-                    cycle: r.try_get("cycle")?,
-                    resource: r.try_get("resource")?,
-                    capacity: r.try_get("capacity")?,
-                    allocated: r.try_get("allocated")?,
-                    utilisation: r.try_get("utilisation")?,
-                    price: r.try_get("price")?,
-                    recorded_at: r.try_get("recorded_at")?,
-                })
-            })
-            .collect()
+        rows.iter().map(history_row_from).collect()
     }
 }

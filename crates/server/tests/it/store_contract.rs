@@ -1073,7 +1073,7 @@ async fn console_reads_the_population_and_its_history(t: TestStore) {
     let prices = t.store.prices().await.unwrap();
     record_idle_cycle(&t, cycle, prices).await;
     let stats = t.store.stats().await.unwrap();
-    let history = t.store.world_history(10).await.unwrap();
+    let history = t.store.world_history(10, 400).await.unwrap();
     assert_eq!(history.len(), 1);
     let p = history[0];
     assert_eq!(p.cycle, cycle.0);
@@ -1091,11 +1091,11 @@ async fn console_reads_the_population_and_its_history(t: TestStore) {
     assert_eq!(p.burned, cr(30).micros(), "three spawn fees");
     let c2 = t.store.begin_cycle().await.unwrap();
     record_idle_cycle(&t, c2, prices).await;
-    let last = t.store.world_history(1).await.unwrap();
+    let last = t.store.world_history(1, 400).await.unwrap();
     assert_eq!(last.iter().map(|p| p.cycle).collect::<Vec<_>>(), vec![c2.0]);
     assert_eq!(
         t.store
-            .world_history(10)
+            .world_history(10, 400)
             .await
             .unwrap()
             .iter()
@@ -1104,8 +1104,34 @@ async fn console_reads_the_population_and_its_history(t: TestStore) {
         vec![cycle.0, c2.0],
         "oldest first"
     );
-    let market = t.store.recent_market_history(1).await.unwrap();
+    let market = t.store.recent_market_history(1, 400).await.unwrap();
     assert_eq!(market.len(), 4, "the last cycle's four markets");
     assert!(market.iter().all(|h| h.cycle == c2.0));
+    // A long history is sampled in the query: every k-th cycle and the last.
+    let mut last = c2;
+    for _ in 0..29 {
+        last = t.store.begin_cycle().await.unwrap();
+        record_idle_cycle(&t, last, prices).await;
+    }
+    assert_eq!(last.0, 31);
+    let sampled: Vec<i64> = t
+        .store
+        .world_history(30, 10)
+        .await
+        .unwrap()
+        .iter()
+        .map(|p| p.cycle)
+        .collect();
+    assert_eq!(sampled, vec![3, 6, 9, 12, 15, 18, 21, 24, 27, 30, 31]);
+    let market: Vec<i64> = t
+        .store
+        .recent_market_history(30, 10)
+        .await
+        .unwrap()
+        .iter()
+        .map(|h| h.cycle)
+        .collect();
+    assert_eq!(market.len(), 44, "four markets at each sampled cycle");
+    assert_eq!(market.last(), Some(&31));
     t.assert_audit_clean().await;
 }
