@@ -166,7 +166,7 @@ fn short(v: f64) -> String {
         format!("{:.1}M", v / 1e6)
     } else if a >= 1e4 {
         format!("{:.1}k", v / 1e3)
-    } else if a >= 10.0 || a == 0.0 {
+    } else if a >= 10.0 || v.fract() == 0.0 {
         format!("{v:.0}")
     } else if a >= 0.01 {
         format!("{v:.3}")
@@ -178,7 +178,16 @@ fn short(v: f64) -> String {
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
-    use super::{line_chart, thin, Series};
+    use super::{line_chart, short, thin, Series};
+
+    #[test]
+    fn axis_labels_are_short() {
+        assert_eq!(short(2.0), "2");
+        assert_eq!(short(2.5), "2.500");
+        assert_eq!(short(15_000.0), "15.0k");
+        assert_eq!(short(2_500_000.0), "2.5M");
+        assert_eq!(short(0.0001), "1.0e-4");
+    }
 
     #[test]
     fn thinning_keeps_the_ends_and_the_bound() {
