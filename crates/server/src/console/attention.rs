@@ -171,7 +171,10 @@ async fn render(
 }
 
 fn rating_form(p: &PromptRecord, form: &RatingForm) -> Markup {
-    let value = |v: &str| v.to_string();
+    // What was typed is kept only for the prompt it was typed for: a rating
+    // refused because its prompt is gone must not carry over to the next one.
+    let same = form.prompt_id.trim() == p.id.0.to_string();
+    let value = |v: &str| if same { v.to_string() } else { String::new() };
     html! {
         form #rating method="post" action="/console/rate" {
             input type="hidden" name="prompt_id" value=(p.id.0);

@@ -340,6 +340,11 @@ async fn ratings_from_the_form_pay_once_and_bad_ones_change_nothing(api: TestApi
     );
     let again = form(&api, Some(tok), "/console/rate", &fields).await;
     assert_html(&again, 409);
+    // The next prompt is shown with an empty form: scores typed for the one just
+    // rated are not carried over to it.
+    assert!(again.html.contains("me too"), "the next prompt is active");
+    assert!(!again.html.contains(r#"value="good""#), "{}", again.html);
+    assert!(!again.html.contains(r#"value="7""#), "{}", again.html);
     let after = api.t.store.stats().await.unwrap();
     // Σ score × 50 credits, once.
     assert_eq!(after.minted - before.minted, 24 * 50 * 1_000_000);
