@@ -439,6 +439,43 @@ fn assert_no_leftovers(dir: &Path) {
 /// SIGKILLs `agora up` at pseudo-random moments across the cycle's phases, `rounds`
 /// times, restarting it each time; the ledger stays exact, nothing is left scheduled or
 /// running, no agent process or container survives, and the economy carries on.
+/// Waits until system.log, read from byte `from`, holds `n` cycle lines that
+/// allocated at least one execution (a tight poll: the launch that follows takes
+/// only milliseconds).
+fn wait_for_allocating_cycles(log: &Path, from: u64, n: u64) {
+    let start = Instant::now();
+    loop {
+        let mut text = Vec::new();
+        if let Ok(mut f) = std::fs::File::open(log) {
+            use std::io::Seek;
+            f.seek(std::io::SeekFrom::Start(from)).unwrap();
+            f.read_to_end(&mut text).unwrap();
+        }
+        let fresh = String::from_utf8_lossy(&text);
+        let seen = fresh
+            .lines()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .filter(|l| l["component"] == "orchestrator")
+            .filter_map(|l| l["message"].as_str().map(str::to_string))
+            .filter(|m| {
+                m.starts_with("cycle ")
+                    && m.split(", ")
+                        .find_map(|part| part.strip_suffix(" allocated"))
+                        .and_then(|k| k.rsplit(' ').next()?.parse::<u64>().ok())
+                        .is_some_and(|k| k > 0)
+            })
+            .count() as u64;
+        if seen >= n {
+            return;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "no cycle allocated anything: {fresh}"
+        );
+        std::thread::sleep(Duration::from_micros(500));
+    }
+}
+
 fn crash_repeatedly(sandbox: &str, rounds: u64) {
     let dir = tempfile::tempdir().unwrap();
     let args = ["--sandbox", sandbox];
@@ -450,21 +487,23 @@ fn crash_repeatedly(sandbox: &str, rounds: u64) {
     w.up.interrupt();
     let mut seed = 0x9e37_79b9_7f4a_7c15u64 ^ u64::from(std::process::id());
     for round in 0..rounds {
+        let log = dir.path().join("system.log");
+        let log_start = std::fs::metadata(&log).map(|m| m.len()).unwrap_or(0);
         let mut w = World::start(dir.path(), &args, &[]);
-        // Spread kill points over several cycles (200 ms each). Every other round
-        // aims at a cycle's own work: the first cycle starts as `agora up` says it
-        // is ready and the next ones every 200 ms, and a cycle's transactions take
-        // its first few milliseconds; the other rounds land anywhere, mostly while
-        // executions run.
         seed ^= seed << 13;
         seed ^= seed >> 7;
         seed ^= seed << 17;
-        let delay = if round % 2 == 0 {
-            Duration::from_millis(seed % 6 * 200 + (seed >> 8) % 15)
+        if round % 2 == 0 {
+            // Aimed at the moment a winner is paid for but not yet started: the
+            // cycle's summary line is written once its allocations are committed,
+            // and the launch (socket, token, spawn, start record) takes some
+            // milliseconds after it. Kill on the first to third such line.
+            let nth = seed % 3 + 1;
+            wait_for_allocating_cycles(&log, log_start, nth);
         } else {
-            Duration::from_millis(seed % 1300)
-        };
-        std::thread::sleep(delay);
+            // Anywhere, mostly while executions run.
+            std::thread::sleep(Duration::from_millis(seed % 1300));
+        }
         if round % 3 == 0 {
             w.rate_active(10);
         }
@@ -516,6 +555,7 @@ fn crash_repeatedly(sandbox: &str, rounds: u64) {
         .fetch_one(&mut c)
         .await
         .unwrap();
+        eprintln!("{lost} executions lost to the kills, {scheduled} of them unstarted");
         // In the long run, some kills landed between a winner's payment and its
         // start: inside a cycle or right after it. Those were refunded (the audit
         // checked it). A few rounds (docker) need not hit one.
