@@ -37,13 +37,18 @@ fn every_command_explains_itself() {
     let dir = tempfile::tempdir().unwrap();
     let top = agora(dir.path(), &["--help"]);
     assert!(top.status.success());
-    for cmd in ["up", "audit", "config", "token", "bench"] {
+    for cmd in [
+        "up", "audit", "config", "token", "bench", "human", "status", "agents", "events",
+    ] {
         assert!(stdout(&top).contains(cmd), "--help lists {cmd}");
         let o = agora(dir.path(), &[cmd, "--help"]);
         assert!(o.status.success(), "{cmd} --help");
         assert!(stdout(&o).len() > 80, "{cmd} --help says something");
     }
-    for b in ["clearing", "ledger"] {
+    assert!(agora(dir.path(), &["events", "export", "--help"])
+        .status
+        .success());
+    for b in ["clearing", "ledger", "console"] {
         assert!(agora(dir.path(), &["bench", b, "--help"]).status.success());
     }
     assert!(agora(dir.path(), &["token", "rotate", "--help"])
