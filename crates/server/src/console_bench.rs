@@ -16,7 +16,7 @@
 //! cookie, in rounds after a warm-up; each answer must be a 200 with HTML.
 
 use crate::api::operator::{self, Ensured};
-use crate::api_bench::{fresh_world, LocalServer};
+use crate::api_bench::{connect, fresh_world, LocalServer};
 use crate::console::COOKIE;
 use crate::store::{
     CycleRecord, ExecutionEnd, NewBid, Rejection, RootAgent, SpawnRequest, Store, StoreError,
@@ -30,11 +30,8 @@ use http_body_util::{BodyExt, Empty};
 use hyper::body::Bytes;
 use hyper::header::{CONTENT_TYPE, COOKIE as COOKIE_HEADER, HOST};
 use hyper::Request;
-use hyper_util::rt::TokioIo;
-use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
-use tokio::net::TcpStream;
 
 /// What to run.
 #[derive(Debug, Clone)]
@@ -655,14 +652,6 @@ async fn grow(
 }
 
 type Sender = hyper::client::conn::http1::SendRequest<Empty<Bytes>>;
-
-async fn connect(addr: SocketAddr) -> anyhow::Result<Sender> {
-    let stream = TcpStream::connect(addr).await?;
-    stream.set_nodelay(true)?;
-    let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
-    tokio::spawn(conn);
-    Ok(sender)
-}
 
 /// Requests one page and reads the whole answer; fails unless it is a 200 with
 /// an HTML page.

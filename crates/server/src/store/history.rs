@@ -56,18 +56,34 @@ fn window(last: i64, cycles: i64, points: i64) -> (i64, i64) {
     (last.saturating_sub(cycles).max(0), step.max(1))
 }
 
+/// The history tables [`Store::sample`] reads.
+const WORLD: &str = "SELECT MAX(cycle) FROM world_history";
+const MARKET: &str = "SELECT MAX(cycle) FROM market_history";
+
 impl Store {
+    /// Where a sampled read of a history starts, its step and its last cycle, from
+    /// the table's newest cycle (`newest`, one of [`WORLD`] and [`MARKET`]); `None`
+    /// when the table is empty.
+    async fn sample(
+        &self,
+        newest: &'static str,
+        cycles: i64,
+        points: i64,
+    ) -> StoreResult<Option<(i64, i64, i64)>> {
+        let last: Option<i64> = sqlx::query_scalar(newest).fetch_one(self.reader()).await?;
+        Ok(last.map(|last| {
+            let (after, step) = window(last, cycles, points);
+            (after, step, last)
+        }))
+    }
+
     /// The world's history over the last `cycles` recorded cycles, oldest first,
     /// at most about `points` rows: every k-th cycle and always the last, chosen
     /// in the query so a long history costs no more to read than a short one.
     pub async fn world_history(&self, cycles: i64, points: i64) -> StoreResult<Vec<WorldPoint>> {
-        let last: Option<i64> = sqlx::query_scalar("SELECT MAX(cycle) FROM world_history")
-            .fetch_one(self.reader())
-            .await?;
-        let Some(last) = last else {
+        let Some((after, step, last)) = self.sample(WORLD, cycles, points).await? else {
             return Ok(Vec::new());
         };
-        let (after, step) = window(last, cycles, points);
         let rows = sqlx::query(
             "SELECT cycle, agents_alive, agents_dead, agent_balances, agent_held, minted, burned, recorded_at \
              FROM world_history WHERE cycle > $1 AND (cycle % $2 = 0 OR cycle = $3) ORDER BY cycle",
@@ -101,13 +117,9 @@ impl Store {
         cycles: i64,
         points: i64,
     ) -> StoreResult<Vec<HistoryRow>> {
-        let last: Option<i64> = sqlx::query_scalar("SELECT MAX(cycle) FROM market_history")
-            .fetch_one(self.reader())
-            .await?;
-        let Some(last) = last else {
+        let Some((after, step, last)) = self.sample(MARKET, cycles, points).await? else {
             return Ok(Vec::new());
         };
-        let (after, step) = window(last, cycles, points);
         let rows = sqlx::query(
             "SELECT cycle, resource, capacity, allocated, utilisation, price, recorded_at \
              FROM market_history WHERE cycle > $1 AND (cycle % $2 = 0 OR cycle = $3) \
