@@ -12,6 +12,7 @@ use super::economy::World;
 use fantoccini::wd::WebDriverCompatibleCommand;
 use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::{json, Value};
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -62,7 +63,13 @@ struct Driver {
 }
 
 impl Drop for Driver {
+    /// Kills chromedriver's whole process group: the browser it started goes
+    /// with it, also when the test failed half-way.
     fn drop(&mut self) {
+        Command::new("kill")
+            .args(["-KILL", "--", &format!("-{}", self.child.id())])
+            .status()
+            .ok();
         self.child.kill().ok();
         self.child.wait().ok();
     }
@@ -76,6 +83,7 @@ fn start_driver(binary: &Path) -> Driver {
         .port();
     let child = Command::new(binary)
         .arg(format!("--port={port}"))
+        .process_group(0)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
