@@ -186,6 +186,19 @@ impl TestApi {
         self.call(Method::GET, path, Some(token), None).await
     }
 
+    /// Scrapes `/metrics` (no token), optionally with an `Accept` header: the
+    /// status must be 200; returns the content type and the text.
+    pub async fn scrape(&self, accept: Option<&str>) -> (String, String) {
+        let mut req = self.http.get(format!("{}/metrics", self.base));
+        if let Some(a) = accept {
+            req = req.header("accept", a);
+        }
+        let r = req.send().await.unwrap();
+        assert_eq!(r.status().as_u16(), 200);
+        let kind = r.headers()["content-type"].to_str().unwrap().to_string();
+        (kind, r.text().await.unwrap())
+    }
+
     pub async fn post(&self, path: &str, token: &str, body: Value) -> Answer {
         self.call(Method::POST, path, Some(token), Some(body)).await
     }

@@ -80,17 +80,8 @@ async fn metrics_pass_promtool_and_cover_every_figure(api: TestApi) {
     api.get("/no/such/route", &a.token).await.expect(404);
     // No upstream is configured: a refusal, counted by the LLM proxy.
     api.get("/v1/models", &a.token).await;
-    let r = api
-        .http
-        .get(format!("{}/metrics", api.base))
-        .send()
-        .await
-        .unwrap();
-    assert!(r.headers()["content-type"]
-        .to_str()
-        .unwrap()
-        .starts_with("text/plain; version=0.0.4"));
-    let text = r.text().await.unwrap();
+    let (kind, text) = api.scrape(None).await;
+    assert!(kind.starts_with("text/plain; version=0.0.4"), "{kind}");
     for family in FAMILIES {
         assert!(
             text.contains(&format!("# TYPE {family} ")),
@@ -108,17 +99,9 @@ async fn metrics_pass_promtool_and_cover_every_figure(api: TestApi) {
         );
     }
     // A scraper that asks for OpenMetrics gets it.
-    let r = api
-        .http
-        .get(format!("{}/metrics", api.base))
-        .header("accept", "application/openmetrics-text; version=1.0.0")
-        .send()
-        .await
-        .unwrap();
-    assert!(r.headers()["content-type"]
-        .to_str()
-        .unwrap()
-        .starts_with("application/openmetrics-text"));
-    let om = r.text().await.unwrap();
+    let (kind, om) = api
+        .scrape(Some("application/openmetrics-text; version=1.0.0"))
+        .await;
+    assert!(kind.starts_with("application/openmetrics-text"), "{kind}");
     assert!(om.ends_with("# EOF\n") && om.contains("# TYPE agora_api_requests counter"));
 }

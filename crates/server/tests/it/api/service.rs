@@ -61,18 +61,8 @@ async fn health_metrics_and_openapi(api: TestApi) {
     assert_eq!(h["status"], "ok");
     let a = api.agent(1).await;
     api.get("/market/prices", &a.token).await.expect(200);
-    let r = api
-        .http
-        .get(format!("{}/metrics", api.base))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status().as_u16(), 200);
-    assert!(r.headers()["content-type"]
-        .to_str()
-        .unwrap()
-        .starts_with("text/plain"));
-    let text = r.text().await.unwrap();
+    let (kind, text) = api.scrape(None).await;
+    assert!(kind.starts_with("text/plain"), "{kind}");
     for needle in [
         "agora_agents{status=\"alive\"} 1",
         "agora_market_price_credits{resource=\"cpu_seconds\"} 1.0",

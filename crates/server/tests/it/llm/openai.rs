@@ -50,16 +50,7 @@ async fn the_openai_sdk_streams_completes_and_does_not_retry_402() {
     assert_eq!(report["refusal"]["code"], "insufficient_quota");
     // Two calls reached the upstream; the refused one was asked once, not retried.
     assert_eq!(llm.mock.calls(), 2);
-    let metrics = llm
-        .api
-        .http
-        .get(format!("{}/metrics", llm.api.base))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let (_, metrics) = llm.api.scrape(None).await;
     assert!(
         metrics.contains("agora_llm_refusals_total{code=\"insufficient_quota\"} 1\n"),
         "{metrics}"
