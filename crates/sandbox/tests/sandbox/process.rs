@@ -124,21 +124,36 @@ print("spawned", flush=True)
 time.sleep(120)
 "#;
 
-async fn check_group_kill(sb: ProcessSandbox, in_group: &str, escaped: &str) {
+async fn check_group_kill(sb: ProcessSandbox, in_group_secs: u32, escaped_secs: u32) {
+    // The markers carry this test process's pid, so that a sleep left on the host by
+    // another run (an interrupted one, or a concurrent test binary) never counts.
+    // The trailing `s` (GNU sleep's unit) ends the marker: `1.12s` is not in `1.123s`.
+    let pid = std::process::id();
+    let in_group = &format!("{in_group_secs}.{pid}s");
+    let escaped = &format!("{escaped_secs}.{pid}s");
     let mut case = Case::new(SPAWNER);
     case.spec.env.push(("IN_GROUP".into(), in_group.into()));
     case.spec.env.push(("ESCAPED".into(), escaped.into()));
     case.spec.limits.wall = Duration::from_secs(3);
     let mut running = sb.launch(case.spec.clone()).await.unwrap();
     let mut logs = running.take_logs().unwrap();
-    while let Some(l) = logs.recv().await {
-        if l.line == "spawned" {
-            break;
+    let mut seen = Vec::new();
+    loop {
+        match logs.recv().await {
+            Some(l) if l.line == "spawned" => break,
+            Some(l) => seen.push(l.line),
+            None => panic!("the agent ended before spawning: {seen:?}"),
         }
     }
     // Control: the grandchildren really run, so their absence later means something.
-    assert_eq!(host_processes_with(in_group).len(), 1);
-    assert_eq!(host_processes_with(escaped).len(), 1);
+    for marker in [in_group, escaped] {
+        let found = host_processes_with(marker);
+        assert_eq!(
+            found.len(),
+            1,
+            "processes running `sleep {marker}`: {found:?}"
+        );
+    }
     drop(logs);
     let outcome = running.wait().await.unwrap();
     assert_eq!(outcome.status, ExecutionStatus::TimedOut);
@@ -157,13 +172,13 @@ async fn check_group_kill(sb: ProcessSandbox, in_group: &str, escaped: &str) {
 
 #[tokio::test]
 async fn deadline_kills_the_whole_process_group_including_grandchildren() {
-    check_group_kill(bare(), "301.25", "302.25").await;
+    check_group_kill(bare(), 301, 302).await;
 }
 
 #[tokio::test]
 async fn deadline_kills_grandchildren_inside_bubblewrap() {
     let Some(sb) = bwrapped() else { return };
-    check_group_kill(sb, "303.25", "304.25").await;
+    check_group_kill(sb, 303, 304).await;
 }
 
 #[tokio::test]
