@@ -394,21 +394,28 @@ async fn a_human_rates_prompts_in_a_real_browser() {
     // Every other page renders without console errors.
     visit(&c, &base, "/console/agents", "agents").await;
     assert!(text(&c, "#agents").await.contains(&format!("#{shouter}")));
-    visit(
-        &c,
-        &base,
-        &format!("/console/agents/{shouter}"),
-        "agent-shouter",
-    )
-    .await;
-    let exec = c
-        .find(Locator::Css("#executions a"))
-        .await
-        .unwrap()
-        .attr("href")
-        .await
-        .unwrap()
-        .unwrap();
+    // The newest execution may still be running, its log not yet written: the
+    // log checked below is the newest one that ended.
+    let ended =
+        Locator::XPath("//table[@id='executions']//tr[.//span[contains(@class, 'succeeded')]]//a");
+    let started = Instant::now();
+    let exec = loop {
+        visit(
+            &c,
+            &base,
+            &format!("/console/agents/{shouter}"),
+            "agent-shouter",
+        )
+        .await;
+        if let Ok(link) = c.find(ended).await {
+            break link.attr("href").await.unwrap().unwrap();
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "no execution of the shouter succeeded: {}",
+            text(&c, "#executions").await
+        );
+    };
     visit(
         &c,
         &base,
