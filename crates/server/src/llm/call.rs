@@ -64,6 +64,10 @@ struct Held {
     received: Instant,
     /// Time in the proxy before the upstream was asked.
     before_upstream: Duration,
+    /// The call's slot among the execution's calls in flight. Given back the moment
+    /// the call is settled, which is before its answer ends: a client that has read
+    /// the end may call again at once without a spurious 429.
+    permit: Option<InflightPermit>,
 }
 
 async fn run(call: Call, reply: oneshot::Sender<Response>) {
@@ -89,7 +93,7 @@ async fn run(call: Call, reply: oneshot::Sender<Response>) {
         requested_max: request.requested_max,
         default_max: config.default_max_tokens,
     };
-    let held = match admit(&state, caller, &request, plan).await {
+    let mut held = match admit(&state, caller, &request, plan).await {
         Ok((id, admission)) => Held {
             state: state.clone(),
             id,
@@ -100,6 +104,7 @@ async fn run(call: Call, reply: oneshot::Sender<Response>) {
             n: request.n,
             received,
             before_upstream: received.elapsed(),
+            permit: Some(permit),
         },
         Err(e) => return refuse(&state, reply, e),
     };
@@ -135,7 +140,6 @@ async fn run(call: Call, reply: oneshot::Sender<Response>) {
     } else {
         whole(held, response, headers, first_byte, reply).await;
     }
-    drop(permit);
 }
 
 fn refuse(state: &ApiState, reply: oneshot::Sender<Response>, e: LlmError) {
@@ -218,9 +222,10 @@ impl Held {
     }
 
     /// Settles the call once; a store failure is retried, then left to the
-    /// hold's expiry (which charges the whole hold, so never too little).
+    /// hold's expiry (which charges the whole hold, so never too little). Then
+    /// gives the call's slot back.
     async fn settle(
-        &self,
+        &mut self,
         charge: Charge,
         status: LlmCallStatus,
         http_status: StatusCode,
@@ -274,7 +279,7 @@ impl Held {
                         latency_ms = after.as_millis() as u64,
                         "llm call settled"
                     );
-                    return;
+                    break;
                 }
                 Err(e) => {
                     tracing::error!(component = "llm_proxy", call = self.id, attempt, error = %e, "cannot settle an LLM call");
@@ -282,6 +287,7 @@ impl Held {
                 }
             }
         }
+        self.permit = None;
     }
 }
 
@@ -308,7 +314,7 @@ struct MessageView {
 /// Reads a whole (non-streamed) answer, settles, then answers the client with
 /// the upstream's bytes as they are.
 async fn whole(
-    held: Held,
+    mut held: Held,
     mut response: reqwest::Response,
     mut headers: HeaderMap,
     first_byte: Duration,
@@ -378,13 +384,14 @@ async fn whole(
 
 /// Pumps a streamed answer to the client event by event, settles, then ends it.
 async fn stream(
-    held: Held,
+    mut held: Held,
     mut response: reqwest::Response,
     mut headers: HeaderMap,
     hide_usage: bool,
     reply: oneshot::Sender<Response>,
 ) {
-    let config: &LlmConfig = &held.state.llm.config;
+    let state = held.state.clone();
+    let config: &LlmConfig = &state.llm.config;
     let (tx, rx) = mpsc::channel::<Bytes>(CLIENT_BUFFER);
     let body = Body::from_stream(futures_util::stream::unfold(rx, |mut rx| async move {
         rx.recv()
