@@ -8,7 +8,7 @@ use super::idempotency;
 use super::schema::{Errors, PositiveAmount};
 use super::state::ApiState;
 use super::views::{BalanceView, TransferView};
-use crate::store::TransferRequest;
+use crate::store::{Newest, TransferRequest};
 use agora_core::AgentId;
 use axum::extract::State;
 use axum::http::HeaderMap;
@@ -107,6 +107,6 @@ async fn history(
     ApiQuery(q): ApiQuery<HistoryQuery>,
 ) -> ApiResult<Json<Vec<TransferView>>> {
     let n = limit(q.limit, 100, 1000)?;
-    let rows = s.store.history(caller.agent, n).await?;
+    let rows = s.store.history(caller.agent, Newest::first(n)).await?;
     Ok(Json(rows.iter().map(TransferView::from).collect()))
 }

@@ -9,7 +9,7 @@ use super::idempotency::{self, IdempotencyHeader};
 use super::schema::{CreditAmount, Errors, PositiveAmount, ResourceSchema};
 use super::state::ApiState;
 use super::views::{BidView, BundleView};
-use crate::store::NewBid;
+use crate::store::{NewBid, Newest};
 use agora_core::{AgentId, BidId, Credits, Resource};
 use axum::extract::State;
 use axum::http::HeaderMap;
@@ -237,7 +237,7 @@ async fn list_bids(
     ApiQuery(q): ApiQuery<ListQuery>,
 ) -> ApiResult<Json<Vec<BidView>>> {
     let n = limit(q.limit, 100, 1000)?;
-    let bids = s.store.bids_for(caller.agent, n).await?;
+    let bids = s.store.bids_for(caller.agent, Newest::first(n)).await?;
     Ok(Json(bids.iter().map(BidView::from).collect()))
 }
 

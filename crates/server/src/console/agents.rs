@@ -2,14 +2,15 @@
 //! executions, children, last execution, death reason) one page at a time in the
 //! order asked for; one agent in full (its lineage up to the first agent and its
 //! descendants as a tree, executions with their logs, bids, transactions, prompts
-//! with their ratings, the files of its workspace); and one execution with its log.
+//! with their ratings, each table paged newest first, the files of its
+//! workspace); and one execution with its log.
 
 use super::auth::Human;
 use super::layout::{self, agent_link, badge, credits, Nav};
 use super::{content, workspace};
 use crate::api::admin::executions::{tail, MAX_LOG_BYTES};
 use crate::api::ApiState;
-use crate::store::{AgentOrder, StoreError, TreeNode};
+use crate::store::{AgentOrder, Newest, StoreError, TreeNode};
 use agora_core::lifecycle::AgentStatus;
 use agora_core::{AgentId, ExecutionId};
 use axum::extract::{Path, Query, State};
@@ -137,29 +138,103 @@ pub(super) async fn list(
 }
 
 /// One agent in full.
+/// Where each table of an agent's page starts: below these ids, or at the newest.
+#[derive(Debug, Default, Deserialize)]
+pub(super) struct DetailQuery {
+    executions_before: Option<String>,
+    bids_before: Option<String>,
+    transactions_before: Option<String>,
+    prompts_before: Option<String>,
+}
+
+/// The pages of an agent's four tables, each read from its own cursor.
+#[derive(Debug, Clone, Copy)]
+struct DetailPages {
+    executions: Newest,
+    bids: Newest,
+    transactions: Newest,
+    prompts: Newest,
+}
+
+impl DetailQuery {
+    fn pages(&self) -> Result<DetailPages, String> {
+        let page = |name: &str, v: &Option<String>| match v.as_deref() {
+            None | Some("") => Ok(Newest::first(DETAIL_ROWS)),
+            Some(text) => match text.parse::<i64>() {
+                Ok(id) if id > 0 => Ok(Newest {
+                    before: Some(id),
+                    limit: DETAIL_ROWS,
+                }),
+                _ => Err(format!("{name} must be a positive id, not {text:?}")),
+            },
+        };
+        Ok(DetailPages {
+            executions: page("executions_before", &self.executions_before)?,
+            bids: page("bids_before", &self.bids_before)?,
+            transactions: page("transactions_before", &self.transactions_before)?,
+            prompts: page("prompts_before", &self.prompts_before)?,
+        })
+    }
+}
+
 pub(super) async fn detail(
     _: Human,
     State(s): State<ApiState>,
     Path(id): Path<String>,
+    Query(q): Query<DetailQuery>,
 ) -> Response {
     let id = match layout::path_id(&id, "an agent") {
         Ok(id) => id,
         Err(page) => return *page,
     };
-    match render_detail(&s, AgentId(id)).await {
+    let pages = match q.pages() {
+        Ok(p) => p,
+        Err(message) => return layout::error(StatusCode::BAD_REQUEST, Nav::Agents, &message),
+    };
+    match render_detail(&s, AgentId(id), pages).await {
         Ok(m) => layout::page(&format!("Agent #{id}"), Nav::Agents, m).into_response(),
         Err(e) => layout::failed(e, Nav::Agents),
     }
 }
 
-async fn render_detail(s: &ApiState, id: AgentId) -> Result<Markup, StoreError> {
+async fn render_detail(
+    s: &ApiState,
+    id: AgentId,
+    pages: DetailPages,
+) -> Result<Markup, StoreError> {
     let agent = s.store.agent(id).await?;
     let balance = s.store.balance(id).await?;
     let tree = s.store.descendants(id, TREE_NODES).await?;
-    let executions = s.store.executions_of(id, DETAIL_ROWS).await?;
-    let bids = s.store.bids_for(id, DETAIL_ROWS).await?;
-    let transfers = s.store.history(id, DETAIL_ROWS).await?;
-    let prompts = s.store.prompts_of(id, DETAIL_ROWS).await?;
+    let executions = s.store.executions_of(id, pages.executions).await?;
+    let bids = s.store.bids_for(id, pages.bids).await?;
+    let transfers = s.store.history(id, pages.transactions).await?;
+    let prompts = s.store.prompts_of(id, pages.prompts).await?;
+    let pager = |table: &str, page: Newest, last: Option<i64>, rows: usize| Pager {
+        agent: id,
+        table: table.to_string(),
+        page,
+        last,
+        rows,
+    };
+    let executions_pager = pager(
+        "executions",
+        pages.executions,
+        executions.last().map(|e| e.id.0),
+        executions.len(),
+    );
+    let bids_pager = pager("bids", pages.bids, bids.last().map(|b| b.id.0), bids.len());
+    let transactions_pager = pager(
+        "transactions",
+        pages.transactions,
+        transfers.last().map(|t| t.id),
+        transfers.len(),
+    );
+    let prompts_pager = pager(
+        "prompts",
+        pages.prompts,
+        prompts.last().map(|(p, _)| p.id.0),
+        prompts.len(),
+    );
     let root = std::path::PathBuf::from(&agent.workspace);
     let files = tokio::task::spawn_blocking(move || workspace::list(&root))
         .await
@@ -197,7 +272,7 @@ async fn render_detail(s: &ApiState, id: AgentId) -> Result<Markup, StoreError> 
             (lineage_tree(id, &tree))
             @if tree.len() as i64 >= TREE_NODES { p.meta { "(the first " (TREE_NODES) " descendants)" } }
         }
-        section {
+        section #executions-section {
             h2 { "Executions" }
             table #executions {
                 thead { tr { th { "execution" } th.num { "cycle" } th { "status" } th { "exit" } th { "reason" }
@@ -214,8 +289,9 @@ async fn render_detail(s: &ApiState, id: AgentId) -> Result<Markup, StoreError> 
                     td { (layout::bundle(&e.bundle)) }
                 } } }
             }
+            (executions_pager.render())
         }
-        section {
+        section #bids-section {
             h2 { "Bids" }
             table #bids {
                 thead { tr { th { "bid" } th { "payer" } th.num { "amount" } th { "status" } th.num { "placed" }
@@ -231,8 +307,9 @@ async fn render_detail(s: &ApiState, id: AgentId) -> Result<Markup, StoreError> 
                     td { (layout::bundle(&b.bundle)) }
                 } } }
             }
+            (bids_pager.render())
         }
-        section {
+        section #transactions-section {
             h2 { "Transactions" }
             table #transactions {
                 thead { tr { th { "transfer" } th { "kind" } th { "from" } th { "to" } th.num { "amount" } th { "memo" } th { "at" } } }
@@ -246,8 +323,9 @@ async fn render_detail(s: &ApiState, id: AgentId) -> Result<Markup, StoreError> 
                     td { (layout::time(t.created_at)) }
                 } } }
             }
+            (transactions_pager.render())
         }
-        section {
+        section #prompts-section {
             h2 { "Prompts" }
             @if prompts.is_empty() { p { "No prompt yet." } }
             @for (p, r) in &prompts {
@@ -262,6 +340,7 @@ async fn render_detail(s: &ApiState, id: AgentId) -> Result<Markup, StoreError> 
                     }
                 }
             }
+            (prompts_pager.render())
         }
         section {
             h2 { "Workspace" }
@@ -272,6 +351,41 @@ async fn render_detail(s: &ApiState, id: AgentId) -> Result<Markup, StoreError> 
             }
         }
     })
+}
+
+/// The links under one of an agent's tables: to the newest rows when this page
+/// starts further back, and to older rows when this page is full.
+struct Pager {
+    agent: AgentId,
+    /// The table's name, which is also its cursor's (`<table>_before`) and its
+    /// section's (`#<table>-section`).
+    table: String,
+    page: Newest,
+    /// The id of the page's last (oldest) row.
+    last: Option<i64>,
+    rows: usize,
+}
+
+impl Pager {
+    fn render(&self) -> Markup {
+        let base = format!("/console/agents/{}", self.agent.0);
+        let anchor = format!("#{}-section", self.table);
+        let full = i64::try_from(self.rows).unwrap_or(i64::MAX) >= self.page.limit;
+        let older = self.last.filter(|_| full);
+        html! {
+            @if self.page.before.is_some() || older.is_some() {
+                p.pager {
+                    @if self.page.before.is_some() {
+                        a.newest href={ (base) (anchor) } { "← newest" }
+                    }
+                    @if let Some(last) = older {
+                        " "
+                        a.older rel="next" href={ (base) "?" (self.table) "_before=" (last) (anchor) } { "older →" }
+                    }
+                }
+            }
+        }
+    }
 }
 
 /// `agent:<id>` as a link (or "this agent"), system accounts as their names.

@@ -5,6 +5,7 @@
 use super::error::{Rejection, StoreError, StoreResult};
 use super::events::{self, EventType, NewEvent};
 use super::ledger::{move_credits, place_hold, post_hold, void_hold, Refs};
+use super::rows::Newest;
 use super::{now_micros, Store};
 use agora_core::attention::{self, PromptStatus, QueuedPrompt, RewardRates, Scores};
 use agora_core::{Account, AgentId, Credits, ExecutionId, HoldId, PromptId, TransferKind};
@@ -309,18 +310,20 @@ impl Store {
         rows.iter().map(prompt_from).collect()
     }
 
-    /// An agent's prompts with their responses, newest first.
+    /// An agent's prompts with their responses, newest first, one page.
     pub async fn prompts_of(
         &self,
         agent: AgentId,
-        limit: i64,
+        page: Newest,
     ) -> StoreResult<Vec<(PromptRecord, Option<ResponseRecord>)>> {
         let sql = format!(
-            "SELECT {PROMPT_COLUMNS} FROM prompts WHERE agent_id = $1 ORDER BY id DESC LIMIT $2"
+            "SELECT {PROMPT_COLUMNS} FROM prompts WHERE agent_id = $1 AND id < $2 \
+             ORDER BY id DESC LIMIT $3"
         );
         let rows = sqlx::query(&sql)
             .bind(agent.0)
-            .bind(limit)
+            .bind(page.below())
+            .bind(page.limit)
             .fetch_all(self.reader())
             .await?;
         let prompts = rows
@@ -331,10 +334,11 @@ impl Store {
         let mut ratings: std::collections::HashMap<PromptId, ResponseRecord> = sqlx::query(
             "SELECT prompt_id, interesting, useful, understandable, reason, credits_awarded, rated_at \
              FROM responses WHERE prompt_id IN \
-             (SELECT id FROM prompts WHERE agent_id = $1 ORDER BY id DESC LIMIT $2)",
+             (SELECT id FROM prompts WHERE agent_id = $1 AND id < $2 ORDER BY id DESC LIMIT $3)",
         )
         .bind(agent.0)
-        .bind(limit)
+        .bind(page.below())
+        .bind(page.limit)
         .fetch_all(self.reader())
         .await?
         .iter()

@@ -6,7 +6,7 @@ use super::events::{self, EventType, NewEvent};
 use super::idempotency::{self, Idempotency};
 use super::ledger::{place_hold, raise_hold, require_alive, void_hold};
 use super::market::{read_cycle, read_prices};
-use super::rows::{bundle_from, db_qty};
+use super::rows::{bundle_from, db_qty, Newest};
 use super::{now_micros, Store};
 use agora_core::lifecycle::{self, BidStatus};
 use agora_core::{AgentId, BidId, Bundle, Credits, Cycle, HoldId, Resource, TransferKind};
@@ -373,14 +373,20 @@ impl Store {
         rows.iter().map(bid_from).collect()
     }
 
-    /// Bids naming an agent as beneficiary (placed by it or for it), newest first.
-    pub async fn bids_for(&self, beneficiary: AgentId, limit: i64) -> StoreResult<Vec<BidRecord>> {
+    /// Bids naming an agent as beneficiary or payer, newest first, one page.
+    pub async fn bids_for(
+        &self,
+        beneficiary: AgentId,
+        page: Newest,
+    ) -> StoreResult<Vec<BidRecord>> {
         let sql = format!(
-            "SELECT {BID_COLUMNS} FROM bids WHERE beneficiary_id = $1 OR payer_id = $1 ORDER BY id DESC LIMIT $2"
+            "SELECT {BID_COLUMNS} FROM bids WHERE (beneficiary_id = $1 OR payer_id = $1) AND id < $2 \
+             ORDER BY id DESC LIMIT $3"
         );
         let rows = sqlx::query(&sql)
             .bind(beneficiary.0)
-            .bind(limit)
+            .bind(page.below())
+            .bind(page.limit)
             .fetch_all(self.reader())
             .await?;
         rows.iter().map(bid_from).collect()

@@ -7,7 +7,7 @@ use super::bids::pending_bid;
 use super::error::{Rejection, StoreError, StoreResult};
 use super::events::{self, EventType, NewEvent};
 use super::ledger::{post_hold, Refs};
-use super::rows::{bundle_from, db_qty};
+use super::rows::{bundle_from, db_qty, Newest};
 use super::{now_micros, Store};
 use agora_core::lifecycle::{self, AgentStatus, DeathReason, ExecutionStatus};
 use agora_core::{Account, AgentId, BidId, Bundle, Cycle, ExecutionId, Resource};
@@ -162,16 +162,20 @@ impl Store {
         .await
     }
 
-    /// An agent's executions, newest first.
+    /// An agent's executions, newest first, one page.
     pub async fn executions_of(
         &self,
         agent: AgentId,
-        limit: i64,
+        page: Newest,
     ) -> StoreResult<Vec<ExecutionRecord>> {
-        let sql = format!("SELECT {EXECUTION_COLUMNS} FROM executions WHERE agent_id = $1 ORDER BY id DESC LIMIT $2");
+        let sql = format!(
+            "SELECT {EXECUTION_COLUMNS} FROM executions WHERE agent_id = $1 AND id < $2 \
+             ORDER BY id DESC LIMIT $3"
+        );
         let rows = sqlx::query(&sql)
             .bind(agent.0)
-            .bind(limit)
+            .bind(page.below())
+            .bind(page.limit)
             .fetch_all(self.reader())
             .await?;
         rows.iter().map(execution_from).collect()

@@ -9,7 +9,7 @@
 
 use super::error::{Rejection, StoreError, StoreResult};
 use super::events::{self, EventType, NewEvent};
-use super::rows::{account_from, account_key};
+use super::rows::{account_from, account_key, Newest};
 use super::{now_micros, Store};
 use agora_core::{
     Account, AgentId, BidId, Credits, ExecutionId, HoldId, HoldStatus, LedgerError, PromptId,
@@ -629,19 +629,20 @@ impl Store {
         read_balance(&mut c, account).await
     }
 
-    /// The latest transfers touching an agent's account, newest first. The filter
+    /// The transfers touching an agent's account, newest first, one page. The filter
     /// names the account on each side (not the joined agent ids), so both backends
     /// read the two transfer indexes instead of scanning every transfer.
-    pub async fn history(&self, agent: AgentId, limit: i64) -> StoreResult<Vec<TransferRecord>> {
+    pub async fn history(&self, agent: AgentId, page: Newest) -> StoreResult<Vec<TransferRecord>> {
         let sql = format!(
             "SELECT {TRANSFER_COLUMNS} {TRANSFER_JOINS} \
-             WHERE t.debit_account = (SELECT id FROM accounts WHERE agent_id = $1) \
-                OR t.credit_account = (SELECT id FROM accounts WHERE agent_id = $1) \
-             ORDER BY t.id DESC LIMIT $2"
+             WHERE (t.debit_account = (SELECT id FROM accounts WHERE agent_id = $1) \
+                OR t.credit_account = (SELECT id FROM accounts WHERE agent_id = $1)) AND t.id < $2 \
+             ORDER BY t.id DESC LIMIT $3"
         );
         let rows = sqlx::query(&sql)
             .bind(agent.0)
-            .bind(limit)
+            .bind(page.below())
+            .bind(page.limit)
             .fetch_all(self.reader())
             .await?;
         rows.iter().map(transfer_from).collect()

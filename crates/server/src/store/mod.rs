@@ -53,6 +53,7 @@ pub use llm::{
     HoldOutcome, LlmCallRecord, LlmCallStatus, LlmQuota, LlmSettlement, NewLlmCall, UsageSource,
 };
 pub use market::{CycleRecord, HistoryRow, MarketRecord, MarketSetup};
+pub use rows::Newest;
 pub use runs::{Ended, ExecutionEnd, Rebid};
 pub use social::{MessageRecord, SpawnRequest};
 pub use stats::WorldStats;

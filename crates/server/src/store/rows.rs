@@ -6,6 +6,30 @@ use agora_core::{Account, AgentId, Bundle, ResourceVec};
 use sqlx::any::AnyRow;
 use sqlx::Row;
 
+/// One page of a newest-first list: the rows whose id is below `before` (all rows
+/// when it is `None`), at most `limit` of them. Keyset paging: a page stays the
+/// same while newer rows arrive, and reading it costs the same however deep it is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Newest {
+    pub before: Option<i64>,
+    pub limit: i64,
+}
+
+impl Newest {
+    /// The newest `limit` rows.
+    pub fn first(limit: i64) -> Newest {
+        Newest {
+            before: None,
+            limit,
+        }
+    }
+
+    /// The exclusive upper bound on ids, for `id < $n`.
+    pub(crate) fn below(&self) -> i64 {
+        self.before.unwrap_or(i64::MAX)
+    }
+}
+
 /// The id of the `mint` account (inserted first by the initial migration).
 pub const MINT_ACCOUNT_ID: i64 = 1;
 /// The id of the `burn` account.

@@ -10,7 +10,7 @@ use agora_core::{
     Account, AgentId, Bundle, BundleLimits, BundleSpec, Credits, Cycle, LedgerError, TransferKind,
 };
 use agora_server::store::{
-    ExecutionEnd, NewBid, Rebid, Rejection, SpawnRequest, StoreError, TransferRequest,
+    ExecutionEnd, NewBid, Newest, Rebid, Rejection, SpawnRequest, StoreError, TransferRequest,
 };
 
 contract!(
@@ -108,7 +108,7 @@ async fn grants_and_transfers_move_exact_amounts(t: TestStore) {
     assert_eq!(rec.kind, "transfer");
     assert_eq!(t.balance(a).await, Credits::parse("99.999999").unwrap());
     assert_eq!(t.balance(b).await, amount);
-    let history = t.store.history(b, 10).await.unwrap();
+    let history = t.store.history(b, Newest::first(10)).await.unwrap();
     assert_eq!(history.len(), 1);
     assert_eq!(history[0].debit, format!("agent:{a}"));
     let mint = t

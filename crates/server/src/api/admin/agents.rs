@@ -19,7 +19,7 @@ use crate::api::schema::{AgentStatusSchema, Errors, PositiveAmount};
 use crate::api::social::FirstBid;
 use crate::api::state::ApiState;
 use crate::api::views::{AgentView, BalanceView, BidView, ExecutionView, PromptView, ResponseView};
-use crate::store::RootAgent;
+use crate::store::{Newest, RootAgent};
 use agora_core::lifecycle::AgentStatus;
 use agora_core::AgentId;
 use axum::extract::State;
@@ -124,9 +124,12 @@ pub(super) async fn detail(
     let agent = s.store.agent(id).await?;
     let balance = s.store.balance(id).await?;
     let children = s.store.children_of(id).await?;
-    let executions = s.store.executions_of(id, DETAIL_ROWS).await?;
-    let bids = s.store.bids_for(id, DETAIL_ROWS).await?;
-    let prompts = s.store.prompts_of(id, DETAIL_ROWS).await?;
+    let executions = s
+        .store
+        .executions_of(id, Newest::first(DETAIL_ROWS))
+        .await?;
+    let bids = s.store.bids_for(id, Newest::first(DETAIL_ROWS)).await?;
+    let prompts = s.store.prompts_of(id, Newest::first(DETAIL_ROWS)).await?;
     Ok(Json(AgentDetail {
         agent: (&agent).into(),
         balance: BalanceView::new(id.0, &balance),

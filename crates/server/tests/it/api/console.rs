@@ -1,7 +1,8 @@
 //! The console over HTTP without a browser (SPEC §12): the login and its cookie,
 //! the security headers, every page's HTML and status, refusals as HTML pages
 //! that change nothing, a rating through the form, markup in prompts escaped by
-//! the server, and a workspace view that follows no link.
+//! the server, a workspace view that follows no link, and an agent's long history
+//! paged newest first.
 
 use super::harness::TestApi;
 use crate::api_contract;
@@ -14,6 +15,7 @@ api_contract!(
     every_page_renders_the_world,
     ratings_from_the_form_pay_once_and_bad_ones_change_nothing,
     agent_markup_is_text_and_links_are_not_followed,
+    an_agent_page_pages_through_a_long_history,
 );
 
 /// A client that shows redirects instead of following them.
@@ -404,5 +406,112 @@ async fn agent_markup_is_text_and_links_are_not_followed(api: TestApi) {
         .await;
         assert!(p.status == 400 || p.status == 404, "{bad}: {}", p.status);
         assert!(!p.html.contains("s3cret"), "{bad}");
+    }
+}
+
+/// The ids in the first column of the table `id` (`<td>#123</td>`), in page order.
+fn row_ids(html: &str, id: &str) -> Vec<i64> {
+    let start = html
+        .find(&format!(r#"<table id="{id}">"#))
+        .unwrap_or_else(|| panic!("no table {id}"));
+    let table = &html[start..start + html[start..].find("</table>").unwrap()];
+    table
+        .split("<tr><td>#")
+        .skip(1)
+        .map(|row| row[..row.find('<').unwrap()].parse().unwrap())
+        .collect()
+}
+
+/// The `href` of the link with class `class` under the table `table`, if any.
+fn pager_link(html: &str, table: &str, class: &str) -> Option<String> {
+    let start = html.find(&format!(r#"<section id="{table}-section">"#))?;
+    let section = &html[start..start + html[start..].find("</section>").unwrap()];
+    let at = section.find(&format!(r#"<a class="{class}""#))?;
+    let href = &section[at..];
+    let href = &href[href.find("href=\"").unwrap() + 6..];
+    Some(href[..href.find('"').unwrap()].replace("&amp;", "&"))
+}
+
+async fn an_agent_page_pages_through_a_long_history(api: TestApi) {
+    let a = api.agent(100).await;
+    let b = api.agent(100).await;
+    for i in 0..120 {
+        api.t
+            .store
+            .transfer(agora_server::store::TransferRequest {
+                from: a.id,
+                to: b.id,
+                amount: agora_core::Credits::from_micros(10_000),
+                memo: format!("payment {i}"),
+                idempotency_key: None,
+            })
+            .await
+            .unwrap();
+    }
+    let all: Vec<i64> = api
+        .t
+        .store
+        .history(a.id, agora_server::store::Newest::first(10_000))
+        .await
+        .unwrap()
+        .iter()
+        .map(|t| t.id)
+        .collect();
+    assert!(all.len() > 120, "{}", all.len());
+    // Follow "older" from the newest page to the end: every transfer once, newest
+    // first, 50 to a page; the other tables stay at their newest.
+    let tok = &api.operator;
+    let mut path = format!("/console/agents/{}", a.id);
+    let mut seen = Vec::new();
+    let mut pages = 0;
+    loop {
+        let p = page(&api, Some(tok), path.split('#').next().unwrap()).await;
+        assert_html(&p, 200);
+        let ids = row_ids(&p.html, "transactions");
+        assert!(ids.len() <= 50 && !ids.is_empty(), "{path}: {}", ids.len());
+        assert_eq!(
+            pager_link(&p.html, "transactions", "newest").is_some(),
+            pages > 0,
+            "{path}"
+        );
+        assert!(
+            p.html
+                .contains(&format!(r#"href="/console/executions/{}""#, a.execution))
+                && pager_link(&p.html, "executions", "newest").is_none(),
+            "{path}"
+        );
+        seen.extend(ids);
+        pages += 1;
+        match pager_link(&p.html, "transactions", "older") {
+            Some(next) => {
+                assert!(next.starts_with(&format!("/console/agents/{}?transactions_before=", a.id)));
+                assert!(next.ends_with("#transactions-section"), "{next}");
+                path = next;
+            }
+            None => break,
+        }
+    }
+    assert_eq!(seen, all, "every transfer once, newest first");
+    assert_eq!(pages, all.len().div_ceil(50));
+    // A cursor older than everything is an empty page with a way back.
+    let p = page(
+        &api,
+        Some(tok),
+        &format!("/console/agents/{}?transactions_before=1", a.id),
+    )
+    .await;
+    assert_html(&p, 200);
+    assert!(row_ids(&p.html, "transactions").is_empty());
+    assert!(pager_link(&p.html, "transactions", "newest").is_some());
+    // Cursors that are not ids are refused as pages.
+    for bad in [
+        "transactions_before=abc",
+        "executions_before=0",
+        "bids_before=-5",
+        "prompts_before=1.5",
+    ] {
+        let p = page(&api, Some(tok), &format!("/console/agents/{}?{bad}", a.id)).await;
+        assert_html(&p, 400);
+        assert!(p.html.contains("must be a positive id"), "{bad}");
     }
 }
