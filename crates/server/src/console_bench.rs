@@ -19,7 +19,8 @@ use crate::api::operator::{self, Ensured};
 use crate::api_bench::{connect, fresh_world, LocalServer};
 use crate::console::COOKIE;
 use crate::store::{
-    CycleRecord, ExecutionEnd, NewBid, Rejection, RootAgent, SpawnRequest, Store, StoreError,
+    CycleRecord, ExecutionEnd, NewBid, Newest, Rejection, RootAgent, SpawnRequest, Store,
+    StoreError,
 };
 use agora_core::attention::Scores;
 use agora_core::lifecycle::ExecutionStatus;
@@ -718,6 +719,12 @@ pub async fn run(opts: ConsoleBenchOptions) -> anyhow::Result<ConsoleFigures> {
     };
     let cookie = format!("{COOKIE}={token}");
     let deep_page = (world.agents / 100 / 2).clamp(1, 50);
+    // The busy agent's second page of transactions ("older →").
+    let older = store
+        .history(subjects.busy, Newest::first(50))
+        .await?
+        .last()
+        .map_or(1, |t| t.id);
     let pages: Vec<(&'static str, String)> = vec![
         ("attention", "/console".into()),
         ("agents", "/console/agents".into()),
@@ -727,6 +734,13 @@ pub async fn run(opts: ConsoleBenchOptions) -> anyhow::Result<ConsoleFigures> {
             format!("/console/agents?page={deep_page}"),
         ),
         ("agent_busy", format!("/console/agents/{}", subjects.busy.0)),
+        (
+            "agent_busy_older",
+            format!(
+                "/console/agents/{}?transactions_before={older}",
+                subjects.busy.0
+            ),
+        ),
         (
             "agent_lineage_root",
             format!("/console/agents/{}", subjects.big_root.0),
