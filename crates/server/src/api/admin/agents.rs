@@ -103,33 +103,68 @@ pub struct AgentDetail {
     pub workspace: String,
     /// Agents it spawned, in id order.
     pub children: Vec<i64>,
-    /// Its 50 newest executions, newest first.
+    /// Its 50 newest executions (below `executions_before` when given), newest first.
     pub executions: Vec<ExecutionView>,
-    /// Its 50 newest bids (placed by it or for it), newest first.
+    /// Its 50 newest bids, placed by it or for it (below `bids_before` when given),
+    /// newest first.
     pub bids: Vec<BidView>,
-    /// Its 50 newest prompts to the human, newest first, with their ratings.
+    /// Its 50 newest prompts to the human (below `prompts_before` when given),
+    /// newest first, with their ratings.
     pub prompts: Vec<PromptWithResponse>,
+}
+
+/// Where each list of an agent starts: below these ids (paging back: the last id
+/// of the previous page), or at the newest.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct AgentDetailQuery {
+    /// Only executions with an id below this.
+    #[param(minimum = 1)]
+    executions_before: Option<i64>,
+    /// Only bids with an id below this.
+    #[param(minimum = 1)]
+    bids_before: Option<i64>,
+    /// Only prompts with an id below this.
+    #[param(minimum = 1)]
+    prompts_before: Option<i64>,
+}
+
+/// One page of `DETAIL_ROWS` below `before`; a cursor that is not a positive id is
+/// a 400.
+fn page(name: &str, before: Option<i64>) -> ApiResult<Newest> {
+    match before {
+        Some(id) if id < 1 => Err(ApiError::bad_request(
+            "invalid_query",
+            format!("{name} must be a positive id, not {id}"),
+        )),
+        before => Ok(Newest {
+            before,
+            limit: DETAIL_ROWS,
+        }),
+    }
 }
 
 /// One agent: lineage, children, balance, executions, bids, prompts and ratings.
 #[utoipa::path(get, path = "/admin/agents/{id}", tag = "admin",
-    security(("operator_token" = [])), params(("id" = i64, Path, description = "agent id")),
+    security(("operator_token" = [])),
+    params(("id" = i64, Path, description = "agent id"), AgentDetailQuery),
     responses((status = 200, body = AgentDetail), Errors))]
 pub(super) async fn detail(
     _: Operator,
     State(s): State<ApiState>,
     ApiPath(id): ApiPath<i64>,
+    ApiQuery(q): ApiQuery<AgentDetailQuery>,
 ) -> ApiResult<Json<AgentDetail>> {
     let id = AgentId(id);
+    let executions = page("executions_before", q.executions_before)?;
+    let bids = page("bids_before", q.bids_before)?;
+    let prompts = page("prompts_before", q.prompts_before)?;
     let agent = s.store.agent(id).await?;
     let balance = s.store.balance(id).await?;
     let children = s.store.children_of(id).await?;
-    let executions = s
-        .store
-        .executions_of(id, Newest::first(DETAIL_ROWS))
-        .await?;
-    let bids = s.store.bids_for(id, Newest::first(DETAIL_ROWS)).await?;
-    let prompts = s.store.prompts_of(id, Newest::first(DETAIL_ROWS)).await?;
+    let executions = s.store.executions_of(id, executions).await?;
+    let bids = s.store.bids_for(id, bids).await?;
+    let prompts = s.store.prompts_of(id, prompts).await?;
     Ok(Json(AgentDetail {
         agent: (&agent).into(),
         balance: BalanceView::new(id.0, &balance),

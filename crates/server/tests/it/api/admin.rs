@@ -17,6 +17,7 @@ api_contract!(
     every_admin_endpoint_refuses_agents_and_strangers,
     agents_are_listed_with_balances_and_paged,
     agent_detail_shows_lineage_executions_bids_and_prompts,
+    agent_detail_pages_back_through_each_list,
     executions_show_their_log,
     transactions_are_listed_oldest_first,
     events_are_filtered_by_type_and_agent,
@@ -209,6 +210,71 @@ async fn agent_detail_shows_lineage_executions_bids_and_prompts(api: TestApi) {
     api.get("/admin/agents/abc", &api.operator)
         .await
         .expect_error(400, "invalid_path");
+}
+
+async fn agent_detail_pages_back_through_each_list(api: TestApi) {
+    let a = api.agent(1000).await;
+    let bundle = json!({"cpu_seconds": 1, "memory_mb": 64});
+    for _ in 0..70 {
+        let bid = api
+            .post(
+                "/market/bid",
+                &a.token,
+                json!({"bundle": bundle, "amount": 10}),
+            )
+            .await
+            .expect(201);
+        let path = format!("/market/bid/{}", bid["id"]);
+        api.call(Method::DELETE, &path, Some(&a.token), None)
+            .await
+            .expect(200);
+    }
+    let path = format!("/admin/agents/{}", a.id.0);
+    let ids = |d: &Value| -> Vec<i64> {
+        d["bids"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|b| b["id"].as_i64().unwrap())
+            .collect()
+    };
+    let first = api.get(&path, &api.operator).await.expect(200);
+    let newest = ids(&first);
+    assert_eq!(newest.len(), 50);
+    let second = api
+        .get(&format!("{path}?bids_before={}", newest[49]), &api.operator)
+        .await
+        .expect(200);
+    let older = ids(&second);
+    // 70 withdrawn bids and the won bid of the agent's execution: 21 are left.
+    assert_eq!(older.len(), 21);
+    let all: Vec<i64> = newest.iter().chain(&older).copied().collect();
+    assert!(
+        all.windows(2).all(|w| w[0] > w[1]),
+        "newest first, no repeat"
+    );
+    assert_eq!(second["bids"][20]["execution_id"], a.execution.0);
+    // The other lists stay at their newest.
+    assert_eq!(second["executions"][0]["id"], a.execution.0);
+    let empty = api
+        .get(
+            &format!("{path}?bids_before=1&executions_before=1"),
+            &api.operator,
+        )
+        .await
+        .expect(200);
+    assert_eq!(empty["bids"], json!([]));
+    assert_eq!(empty["executions"], json!([]));
+    for bad in [
+        "bids_before=0",
+        "executions_before=-1",
+        "prompts_before=abc",
+        "bids_before=99999999999999999999",
+    ] {
+        api.get(&format!("{path}?{bad}"), &api.operator)
+            .await
+            .expect_error(400, "invalid_query");
+    }
 }
 
 async fn set_log_path(api: &TestApi, execution: i64, path: &std::path::Path) {
