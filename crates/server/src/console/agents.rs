@@ -137,7 +137,6 @@ pub(super) async fn list(
     layout::page("Agents", Nav::Agents, body).into_response()
 }
 
-/// One agent in full.
 /// Where each table of an agent's page starts: below these ids, or at the newest.
 #[derive(Debug, Default, Deserialize)]
 pub(super) struct DetailQuery {
@@ -177,6 +176,7 @@ impl DetailQuery {
     }
 }
 
+/// One agent in full.
 pub(super) async fn detail(
     _: Human,
     State(s): State<ApiState>,
