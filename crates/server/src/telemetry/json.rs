@@ -11,7 +11,7 @@ use tracing::field::{Field, Visit};
 use tracing::{Event, Subscriber};
 use tracing_subscriber::fmt::format::{JsonFields, Writer};
 use tracing_subscriber::fmt::time::{FormatTime, SystemTime};
-use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormattedFields};
+use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields, FormattedFields};
 use tracing_subscriber::registry::LookupSpan;
 
 /// Ids that are numbers in the store; written as JSON numbers whether a call site
@@ -40,29 +40,43 @@ where
         let meta = event.metadata();
         line.insert("level".into(), Value::String(meta.level().to_string()));
         line.insert("target".into(), Value::String(meta.target().to_string()));
-        if let Some(scope) = ctx.event_scope() {
-            for span in scope.from_root() {
-                let extensions = span.extensions();
-                let Some(fields) = extensions.get::<FormattedFields<JsonFields>>() else {
-                    continue;
-                };
-                // A span without fields formats as an empty string, not `{}`.
-                if let Ok(Value::Object(fields)) = serde_json::from_str::<Value>(fields) {
-                    line.extend(fields);
-                }
-            }
-        }
-        event.record(&mut Fields(&mut line));
-        for key in NUMERIC_IDS {
-            if let Some(v) = line.get_mut(key) {
-                if let Some(n) = v.as_str().and_then(|s| s.parse::<i64>().ok()) {
-                    *v = Value::Number(n.into());
-                }
-            }
-        }
+        line.extend(flat_fields::<S, JsonFields>(ctx, event));
         let text = serde_json::to_string(&Value::Object(line)).map_err(|_| fmt::Error)?;
         writeln!(writer, "{text}")
     }
+}
+
+/// The fields of every span the event happened in, from the outermost, then the
+/// event's own (`message` among them), each later one replacing an earlier one of
+/// the same name; the ids as numbers. The spans' fields must have been recorded
+/// as JSON objects by the layer's `N`.
+pub(crate) fn flat_fields<S, N>(ctx: &FmtContext<'_, S, N>, event: &Event<'_>) -> Map<String, Value>
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+    N: for<'w> FormatFields<'w> + 'static,
+{
+    let mut line = Map::new();
+    if let Some(scope) = ctx.event_scope() {
+        for span in scope.from_root() {
+            let extensions = span.extensions();
+            let Some(fields) = extensions.get::<FormattedFields<N>>() else {
+                continue;
+            };
+            // A span without fields formats as an empty string, not `{}`.
+            if let Ok(Value::Object(fields)) = serde_json::from_str::<Value>(fields) {
+                line.extend(fields);
+            }
+        }
+    }
+    event.record(&mut Fields(&mut line));
+    for key in NUMERIC_IDS {
+        if let Some(v) = line.get_mut(key) {
+            if let Some(n) = v.as_str().and_then(|s| s.parse::<i64>().ok()) {
+                *v = Value::Number(n.into());
+            }
+        }
+    }
+    line
 }
 
 /// Collects an event's fields into the line.

@@ -2,14 +2,15 @@
 //! object carrying its `component` and the ids in scope (agent, execution, cycle,
 //! request), taken from the spans the Orchestrator and the System Service open
 //! ([`json`]); the file is rotated by size ([`rotate`]) and written by a background
-//! thread, so logging never waits for the disk. stderr gets the same events in
-//! tracing's readable text form.
+//! thread, so logging never waits for the disk. stderr gets the same events as
+//! short readable lines ([`text`]).
 
 pub mod json;
 pub mod rotate;
+pub mod text;
 
 use crate::config::LogConfig;
-use std::io;
+use std::io::{self, IsTerminal};
 use std::path::Path;
 use tracing_subscriber::fmt::format::JsonFields;
 use tracing_subscriber::layer::SubscriberExt;
@@ -40,6 +41,10 @@ pub fn init(file: Option<(&Path, &LogConfig)>) -> io::Result<LogGuard> {
         EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default))
     };
     let stderr = tracing_subscriber::fmt::layer()
+        .fmt_fields(text::ScopeFields::default())
+        .event_format(text::Readable {
+            ansi: io::stderr().is_terminal(),
+        })
         .with_writer(io::stderr)
         .with_filter(filter(STDERR_FILTER));
     let (json, guard) = match file {
