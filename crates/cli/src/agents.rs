@@ -1,5 +1,6 @@
-//! `agora agents`: the population as a table, read page by page from
-//! `GET /admin/agents`; children are counted from every agent's parent.
+//! `agora agents`: the population as a table (or, `--json`, a JSON array), read
+//! page by page from `GET /admin/agents`; children are counted from every agent's
+//! parent.
 
 use crate::client::{Client, ClientArgs};
 use crate::text::{ago, credits, now_micros, Align, Table};
@@ -28,6 +29,10 @@ pub struct AgentsArgs {
     /// most recent death first).
     #[arg(long, default_value_t = 100)]
     pub limit: usize,
+    /// Print the rows as a JSON array (each `/admin/agents`' object plus its
+    /// `children` count) instead of the table.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// Agents per request; the endpoint's maximum.
@@ -71,6 +76,19 @@ pub async fn run(g: &Globals, a: &AgentsArgs) -> anyhow::Result<ExitCode> {
     shown.sort_by_key(|s| sort_key(s));
     let total = shown.len();
     shown.truncate(a.limit);
+    if a.json {
+        let rows: Vec<Value> = shown
+            .iter()
+            .map(|s| {
+                let mut row = (*s).clone();
+                let id = s["agent"]["id"].as_i64().unwrap_or(0);
+                row["children"] = children.get(&id).copied().unwrap_or(0).into();
+                row
+            })
+            .collect();
+        println!("{}", serde_json::to_string_pretty(&rows)?);
+        return Ok(ExitCode::SUCCESS);
+    }
 
     let now = now_micros();
     let mut t = Table::new(&[

@@ -1,12 +1,13 @@
 //! `agora status`: a running world in one screen, read from `/healthz`, `/metrics`
 //! (population, credits, prices, utilisation, executions by outcome),
-//! `/admin/paused`, `/human/queue` and `/admin/audit`.
+//! `/admin/paused`, `/human/queue` and `/admin/audit`, as text or (`--json`) one
+//! JSON object; either way it exits 1 when the ledger audit fails.
 
 use crate::client::{Client, ClientArgs};
 use crate::text::{decimal, one_line, Align, Table};
 use crate::Globals;
 use clap::Args;
-use serde_json::Value;
+use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use std::process::ExitCode;
 
@@ -14,6 +15,9 @@ use std::process::ExitCode;
 pub struct StatusArgs {
     #[command(flatten)]
     pub client: ClientArgs,
+    /// Print the status as one JSON object instead of text (same exit status).
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// The samples of a Prometheus text exposition: metric name → the value of its one
@@ -70,45 +74,104 @@ fn family(m: &Samples, names: &[&str]) -> BTreeMap<String, f64> {
 
 pub async fn run(g: &Globals, a: &StatusArgs) -> anyhow::Result<ExitCode> {
     let c = Client::new(g, &a.client)?;
+    let report = collect(&c).await?;
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print_text(&report);
+    }
+    Ok(if report["audit"]["clean"] == true {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+/// Everything `agora status` shows, as the JSON `--json` prints: credits as decimal
+/// strings (as the API writes them), counts and ratios as numbers, the audit as
+/// `/admin/audit` answers it.
+async fn collect(c: &Client) -> anyhow::Result<Value> {
     let health: Value = c.get("/healthz").await?;
     let m = parse_metrics(&c.text("/metrics").await?);
     let paused: Value = c.get("/admin/paused").await?;
     let queue: Value = c.get("/human/queue?limit=1000").await?;
     let audit: Value = c.get("/admin/audit").await?;
+    let cr = |name: &str, old: &str| decimal(figure(&m, &[(name, ""), ("agora_credits", old)]), 6);
+    let markets: Vec<Value> = family(&m, &["agora_market_price_credits"])
+        .iter()
+        .map(|(resource, price)| {
+            json!({
+                "resource": resource,
+                "price": decimal(*price, 6),
+                "utilisation": figure(&m, &[("agora_market_utilisation_ratio", resource)]),
+            })
+        })
+        .collect();
+    let executions: serde_json::Map<String, Value> = family(&m, &["agora_executions"])
+        .into_iter()
+        .filter(|(_, n)| *n > 0.0)
+        .map(|(k, n)| (k, json!(n as u64)))
+        .collect();
+    let active = match queue["active"]["id"].as_i64() {
+        Some(id) => json!({"prompt": id, "agent": queue["active"]["agent"]}),
+        None => Value::Null,
+    };
+    Ok(json!({
+        "address": c.base(),
+        "store": health["store"],
+        "cycle": health["cycle"].as_i64().unwrap_or(0),
+        "paused": paused["paused"] == true,
+        "population": {
+            "alive": figure(&m, &[("agora_agents", "alive")]) as u64,
+            "dead": figure(&m, &[("agora_agents", "dead")]) as u64,
+        },
+        "credits": {
+            "balances": cr("agora_agent_balance_credits", "agent_balances"),
+            "held": cr("agora_agent_held_credits", "agent_held"),
+            "minted": cr("agora_minted_credits", "minted"),
+            "burned": cr("agora_burned_credits", "burned"),
+        },
+        "markets": markets,
+        "executions": executions,
+        "attention": {
+            "active": active,
+            "waiting": queue["pending"].as_array().map_or(0, Vec::len),
+            "pending_bids": figure(&m, &[("agora_pending_bids", ""), ("agora_pending", "bids")]) as u64,
+        },
+        "audit": audit,
+    }))
+}
 
-    let cycle = health["cycle"].as_i64().unwrap_or(0);
-    let store = one_line(health["store"].as_str().unwrap_or("?"));
-    let loop_state = if paused["paused"] == true {
+/// The report as one screen of text.
+fn print_text(r: &Value) {
+    let text = |v: &Value| one_line(v.as_str().unwrap_or("?"));
+    let loop_state = if r["paused"] == true {
         "PAUSED (no market is cleared; `POST /admin/resume` resumes)"
     } else {
         "running"
     };
-    let cr = |name: &str, old: &str| decimal(figure(&m, &[(name, ""), ("agora_credits", old)]), 6);
-    println!("agora at {} ({store})", c.base());
-    println!("cycle        {cycle}, allocation {loop_state}");
-    println!(
-        "population   {} alive, {} dead",
-        figure(&m, &[("agora_agents", "alive")]),
-        figure(&m, &[("agora_agents", "dead")])
-    );
+    println!("agora at {} ({})", text(&r["address"]), text(&r["store"]));
+    println!("cycle        {}, allocation {loop_state}", r["cycle"]);
+    let p = &r["population"];
+    println!("population   {} alive, {} dead", p["alive"], p["dead"]);
+    let cr = &r["credits"];
     println!(
         "credits      balances {}, held {}, minted {}, burned {}",
-        cr("agora_agent_balance_credits", "agent_balances"),
-        cr("agora_agent_held_credits", "agent_held"),
-        cr("agora_minted_credits", "minted"),
-        cr("agora_burned_credits", "burned")
+        text(&cr["balances"]),
+        text(&cr["held"]),
+        text(&cr["minted"]),
+        text(&cr["burned"])
     );
     let mut markets = Table::new(&[
         ("resource", Align::Left),
         ("price", Align::Right),
         ("utilisation", Align::Right),
     ]);
-    let prices = family(&m, &["agora_market_price_credits"]);
-    for (resource, price) in &prices {
-        let u = figure(&m, &[("agora_market_utilisation_ratio", resource)]);
+    for market in r["markets"].as_array().into_iter().flatten() {
+        let u = market["utilisation"].as_f64().unwrap_or(0.0);
         markets.row(vec![
-            resource.clone(),
-            decimal(*price, 6),
+            text(&market["resource"]),
+            text(&market["price"]),
             format!("{}%", decimal(u * 100.0, 1)),
         ]);
     }
@@ -116,10 +179,10 @@ pub async fn run(g: &Globals, a: &StatusArgs) -> anyhow::Result<ExitCode> {
     for line in markets.render().lines() {
         println!("  {line}");
     }
-    let executions = family(&m, &["agora_executions"]);
-    let by_outcome: Vec<String> = executions
-        .iter()
-        .filter(|(_, n)| **n > 0.0)
+    let by_outcome: Vec<String> = r["executions"]
+        .as_object()
+        .into_iter()
+        .flatten()
         .map(|(k, n)| format!("{k} {n}"))
         .collect();
     println!(
@@ -130,25 +193,21 @@ pub async fn run(g: &Globals, a: &StatusArgs) -> anyhow::Result<ExitCode> {
             by_outcome.join(", ")
         }
     );
-    let waiting = queue["pending"].as_array().map_or(0, Vec::len);
-    let active = match queue["active"]["id"].as_i64() {
-        Some(id) => format!(
-            "prompt {id} of agent {} active",
-            queue["active"]["agent"].as_i64().unwrap_or(0)
-        ),
+    let at = &r["attention"];
+    let active = match at["active"]["prompt"].as_i64() {
+        Some(id) => format!("prompt {id} of agent {} active", at["active"]["agent"]),
         None => "no prompt active".to_string(),
     };
     println!(
-        "attention    {active}, {waiting} waiting behind it; {} pending bids",
-        figure(&m, &[("agora_pending_bids", ""), ("agora_pending", "bids")])
+        "attention    {active}, {} waiting behind it; {} pending bids",
+        at["waiting"], at["pending_bids"]
     );
-    let clean = audit["clean"] == true;
-    if clean {
+    let audit = &r["audit"];
+    if audit["clean"] == true {
         println!(
             "audit        clean ({} accounts, {} holds, {} transfers)",
             audit["accounts"], audit["holds"], audit["transfers"]
         );
-        Ok(ExitCode::SUCCESS)
     } else {
         let v = audit["violations"].as_array().cloned().unwrap_or_default();
         println!("audit        FAILED: {} violation(s)", v.len());
@@ -159,7 +218,6 @@ pub async fn run(g: &Globals, a: &StatusArgs) -> anyhow::Result<ExitCode> {
                 one_line(x["message"].as_str().unwrap_or(""))
             );
         }
-        Ok(ExitCode::from(1))
     }
 }
 

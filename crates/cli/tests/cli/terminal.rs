@@ -320,6 +320,21 @@ fn status_and_agents_show_the_world_as_the_api_does() {
         "{out}"
     );
     assert!(out.contains("audit        clean ("), "{out}");
+    // The same report as JSON, for scripts.
+    let o = client(dir.path(), &w, &["status", "--json"], "");
+    assert!(o.status.success(), "{}", stderr(&o));
+    let report: Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(report["paused"], true, "{report}");
+    assert_eq!(report["population"]["alive"], alive as u64, "{report}");
+    assert_eq!(report["population"]["dead"], dead as u64, "{report}");
+    assert_eq!(report["credits"]["minted"], "1500", "{report}");
+    assert_eq!(report["markets"].as_array().unwrap().len(), 4, "{report}");
+    assert!(
+        report["executions"]["succeeded"].as_u64() >= Some(1),
+        "{report}"
+    );
+    assert_eq!(report["audit"]["clean"], true, "{report}");
+    assert!(report["cycle"].as_i64() >= Some(cycle), "{report}");
     w.post("/admin/resume", &json!({}));
     let out = stdout(&client(dir.path(), &w, &["status"], ""));
     assert!(out.contains("allocation running"), "{out}");
@@ -337,8 +352,10 @@ fn status_and_agents_show_the_world_as_the_api_does() {
         );
         lines
             .filter_map(|l| {
-                let id = l.split_whitespace().next()?.parse().ok()?;
-                Some((id, l.to_string()))
+                // A row is an id and a status; the count line below is not.
+                let mut cells = l.split_whitespace();
+                let id = cells.next()?.parse().ok()?;
+                matches!(cells.next(), Some("alive" | "dead")).then(|| (id, l.to_string()))
             })
             .collect()
     };
@@ -364,6 +381,19 @@ fn status_and_agents_show_the_world_as_the_api_does() {
     let out = stdout(&o);
     assert_eq!(out.lines().count(), 3, "header, one row, the count: {out}");
     assert!(out.contains("more not shown (--limit)"), "{out}");
+    // As JSON: the API's objects in the table's order, each with its children.
+    let o = client(dir.path(), &w, &["agents", "--json"], "");
+    assert!(o.status.success(), "{}", stderr(&o));
+    let listed: Vec<Value> = serde_json::from_str(&stdout(&o)).unwrap();
+    let ids: Vec<i64> = listed
+        .iter()
+        .map(|a| a["agent"]["id"].as_i64().unwrap())
+        .collect();
+    assert_eq!(ids, every.iter().map(|r| r.0).collect::<Vec<_>>());
+    let q = listed.iter().find(|a| a["agent"]["id"] == quitter).unwrap();
+    assert_eq!(q["agent"]["death_reason"], "no_bid", "{q}");
+    assert_eq!(q["children"], 0, "{q}");
+    assert!(q["balance"]["balance"].is_string(), "{q}");
 
     // A wrong token and an absent server are one clear line each.
     let o = Command::new(env!("CARGO_BIN_EXE_agora"))
