@@ -78,9 +78,14 @@ async fn run(call: Call, reply: oneshot::Sender<Response>) {
         received,
         permit,
     } = call;
+    // A refused call gives its slot back before the refusal is sent, as a settled
+    // one does before its answer ends.
     let upstream = match state.llm.upstream() {
         Ok(u) => u,
-        Err(e) => return refuse(&state, reply, e),
+        Err(e) => {
+            drop(permit);
+            return refuse(&state, reply, e);
+        }
     };
     let config = &state.llm.config;
     let prompt = match upstream.count_prompt(&request).await {
@@ -106,7 +111,10 @@ async fn run(call: Call, reply: oneshot::Sender<Response>) {
             before_upstream: received.elapsed(),
             permit: Some(permit),
         },
-        Err(e) => return refuse(&state, reply, e),
+        Err(e) => {
+            drop(permit);
+            return refuse(&state, reply, e);
+        }
     };
     let mut headers = HeaderMap::new();
     headers.insert(CALL_HEADER, HeaderValue::from(held.id));
