@@ -11,6 +11,7 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
+use tokio::signal::unix::{signal, SignalKind};
 
 /// `agora events …`
 #[derive(Debug, Subcommand)]
@@ -124,36 +125,55 @@ async fn export(g: &Globals, a: &ExportArgs) -> anyhow::Result<ExitCode> {
         last: a.after,
     };
     let q = filters(a);
-    loop {
-        let page: Vec<Value> = c
-            .get(&format!(
-                "/admin/events?after={}&limit={}{q}",
-                sink.last, a.page_size
-            ))
-            .await?;
-        for e in &page {
-            if !sink.event(e)? {
-                return Ok(ExitCode::SUCCESS);
+    // A follower stops cleanly on Ctrl-C from its first moment, also while it is
+    // still paging through what happened before it: the handler is installed
+    // before the first request.
+    let mut interrupt = if a.follow {
+        Some(signal(SignalKind::interrupt()).context("cannot watch for Ctrl-C")?)
+    } else {
+        None
+    };
+    let work = async {
+        loop {
+            let page: Vec<Value> = c
+                .get(&format!(
+                    "/admin/events?after={}&limit={}{q}",
+                    sink.last, a.page_size
+                ))
+                .await?;
+            for e in &page {
+                if !sink.event(e)? {
+                    return Ok(false);
+                }
+            }
+            if !sink.flush()? {
+                return Ok(false);
+            }
+            if (page.len() as i64) < a.page_size {
+                break;
             }
         }
-        if !sink.flush()? {
-            return Ok(ExitCode::SUCCESS);
+        if a.follow {
+            eprintln!(
+                "exported {} events; following new ones (Ctrl-C stops)",
+                sink.written
+            );
+            follow(&c, &mut sink, &q).await?;
         }
-        if (page.len() as i64) < a.page_size {
-            break;
-        }
+        anyhow::Ok(true)
+    };
+    // `false`: the reader has gone (a closed pipe), nothing more to say.
+    let go_on = match interrupt.as_mut() {
+        Some(interrupt) => tokio::select! {
+            r = work => r?,
+            _ = interrupt.recv() => true,
+        },
+        None => work.await?,
+    };
+    if !go_on {
+        return Ok(ExitCode::SUCCESS);
     }
-    if a.follow {
-        eprintln!(
-            "exported {} events; following new ones (Ctrl-C stops)",
-            sink.written
-        );
-        tokio::select! {
-            r = follow(&c, &mut sink, &q) => r?,
-            _ = tokio::signal::ctrl_c() => {}
-        }
-        sink.flush()?;
-    }
+    sink.flush()?;
     if a.output.is_some() || a.follow {
         eprintln!(
             "exported {} events, the last id {}",

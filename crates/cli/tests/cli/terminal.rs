@@ -7,7 +7,7 @@
 use super::economy::World;
 use super::{stdout, wait_at_most};
 use serde_json::{json, Value};
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -258,6 +258,45 @@ fn human_rates_the_active_prompt_and_the_export_holds_the_whole_story() {
         .unwrap();
     let status = wait_at_most(&mut child, Duration::from_secs(10));
     assert!(status.success(), "Ctrl-C ends --follow cleanly");
+
+    // Ctrl-C also ends it cleanly while it still pages through the past (one event
+    // a request here), before it has begun to follow.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_agora"))
+        .arg("--data-dir")
+        .arg(dir.path())
+        .args(["events", "export", "--follow", "--page-size", "1"])
+        .args(["--url", &format!("http://{}", w.addr)])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let first: Value = serde_json::from_str(&lines.next().unwrap().unwrap()).unwrap();
+    Command::new("kill")
+        .arg("-INT")
+        .arg(child.id().to_string())
+        .status()
+        .unwrap();
+    let status = wait_at_most(&mut child, Duration::from_secs(10));
+    let mut err = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    assert!(status.success(), "Ctrl-C while paging: {status:?} {err}");
+    let rest: Vec<Value> = lines
+        .map(|l| serde_json::from_str(&l.unwrap()).unwrap())
+        .collect();
+    let mut seen = vec![first];
+    seen.extend(rest);
+    let sids = ids(&seen);
+    assert!(sids.windows(2).all(|p| p[0] < p[1]), "{sids:?}");
+    assert!(
+        err.contains(&format!("the last id {}", sids.last().unwrap())),
+        "{err}"
+    );
     w.up.interrupt();
 }
 
@@ -381,7 +420,8 @@ fn status_and_agents_show_the_world_as_the_api_does() {
     let out = stdout(&o);
     assert_eq!(out.lines().count(), 3, "header, one row, the count: {out}");
     assert!(out.contains("more not shown (--limit)"), "{out}");
-    // As JSON: the API's objects in the table's order, each with its children.
+    // As JSON: the API's objects in the table's order (alive first), each with its
+    // children. The world runs on meanwhile, so agents may have been born since.
     let o = client(dir.path(), &w, &["agents", "--json"], "");
     assert!(o.status.success(), "{}", stderr(&o));
     let listed: Vec<Value> = serde_json::from_str(&stdout(&o)).unwrap();
@@ -389,7 +429,15 @@ fn status_and_agents_show_the_world_as_the_api_does() {
         .iter()
         .map(|a| a["agent"]["id"].as_i64().unwrap())
         .collect();
-    assert_eq!(ids, every.iter().map(|r| r.0).collect::<Vec<_>>());
+    assert!(
+        every.iter().all(|r| ids.contains(&r.0)),
+        "{ids:?} {every:?}"
+    );
+    let alive = listed.iter().map(|a| a["agent"]["status"] == "alive");
+    assert!(
+        alive.clone().skip_while(|a| *a).all(|a| !a),
+        "the alive first: {ids:?}"
+    );
     let q = listed.iter().find(|a| a["agent"]["id"] == quitter).unwrap();
     assert_eq!(q["agent"]["death_reason"], "no_bid", "{q}");
     assert_eq!(q["children"], 0, "{q}");
