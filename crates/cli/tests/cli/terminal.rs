@@ -9,7 +9,7 @@ use super::{stdout, wait_at_most};
 use serde_json::{json, Value};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::{Child, ChildStdout, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 /// `agora <args> --url <the world>` with `stdin` piped in; the operator token
@@ -85,6 +85,37 @@ fn json_lines(text: &str) -> Vec<Value> {
 
 fn ids(events: &[Value]) -> Vec<i64> {
     events.iter().map(|e| e["id"].as_i64().unwrap()).collect()
+}
+
+/// `agora events export --follow` plus `args` against the world, and its output's
+/// lines; stderr is piped for the caller to read once the child has ended.
+fn follower(
+    dir: &Path,
+    w: &World,
+    args: &[&str],
+) -> (Child, std::io::Lines<BufReader<ChildStdout>>) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_agora"))
+        .arg("--data-dir")
+        .arg(dir)
+        .args(["events", "export", "--follow"])
+        .args(args)
+        .args(["--url", &format!("http://{}", w.addr)])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    (child, lines)
+}
+
+/// Sends SIGINT, as Ctrl-C at a terminal does.
+fn ctrl_c(child: &Child) {
+    let sent = Command::new("kill")
+        .arg("-INT")
+        .arg(child.id().to_string())
+        .status()
+        .unwrap();
+    assert!(sent.success());
 }
 
 #[test]
@@ -227,17 +258,7 @@ fn human_rates_the_active_prompt_and_the_export_holds_the_whole_story() {
     );
 
     // --follow writes events that happen after it started, until Ctrl-C.
-    let mut child = Command::new(env!("CARGO_BIN_EXE_agora"))
-        .arg("--data-dir")
-        .arg(dir.path())
-        .args(["events", "export", "--follow", "--after"])
-        .arg(last.to_string())
-        .args(["--url", &format!("http://{}", w.addr)])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let (mut child, mut lines) = follower(dir.path(), &w, &["--after", &last.to_string()]);
     let start = Instant::now();
     let mut followed = Vec::new();
     // The world keeps running: cycles and executions write events every second.
@@ -251,32 +272,15 @@ fn human_rates_the_active_prompt_and_the_export_holds_the_whole_story() {
         fids[0] > last && fids.windows(2).all(|p| p[0] < p[1]),
         "{fids:?}"
     );
-    Command::new("kill")
-        .arg("-INT")
-        .arg(child.id().to_string())
-        .status()
-        .unwrap();
+    ctrl_c(&child);
     let status = wait_at_most(&mut child, Duration::from_secs(10));
     assert!(status.success(), "Ctrl-C ends --follow cleanly");
 
     // Ctrl-C also ends it cleanly while it still pages through the past (one event
     // a request here), before it has begun to follow.
-    let mut child = Command::new(env!("CARGO_BIN_EXE_agora"))
-        .arg("--data-dir")
-        .arg(dir.path())
-        .args(["events", "export", "--follow", "--page-size", "1"])
-        .args(["--url", &format!("http://{}", w.addr)])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let (mut child, mut lines) = follower(dir.path(), &w, &["--page-size", "1"]);
     let first: Value = serde_json::from_str(&lines.next().unwrap().unwrap()).unwrap();
-    Command::new("kill")
-        .arg("-INT")
-        .arg(child.id().to_string())
-        .status()
-        .unwrap();
+    ctrl_c(&child);
     let status = wait_at_most(&mut child, Duration::from_secs(10));
     let mut err = String::new();
     child

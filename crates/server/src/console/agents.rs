@@ -157,15 +157,20 @@ struct DetailPages {
 
 impl DetailQuery {
     fn pages(&self) -> Result<DetailPages, String> {
-        let page = |name: &str, v: &Option<String>| match v.as_deref() {
-            None | Some("") => Ok(Newest::first(DETAIL_ROWS)),
-            Some(text) => match text.parse::<i64>() {
-                Ok(id) if id > 0 => Ok(Newest {
-                    before: Some(id),
-                    limit: DETAIL_ROWS,
-                }),
-                _ => Err(format!("{name} must be a positive id, not {text:?}")),
-            },
+        let page = |name: &str, v: &Option<String>| {
+            // `Some(None)`: no cursor, the newest rows; `None`: not a number.
+            let before = match v.as_deref() {
+                None | Some("") => Some(None),
+                Some(text) => text.parse::<i64>().ok().map(Some),
+            };
+            before
+                .and_then(|b| Newest::below_cursor(b, DETAIL_ROWS))
+                .ok_or_else(|| {
+                    format!(
+                        "{name} must be a positive id, not {:?}",
+                        v.as_deref().unwrap_or("")
+                    )
+                })
         };
         Ok(DetailPages {
             executions: page("executions_before", &self.executions_before)?,

@@ -24,6 +24,16 @@ impl Newest {
         }
     }
 
+    /// The page of `limit` rows below `before`, or of the newest when it is `None`;
+    /// `None` when `before` is not a positive id (no row has one), which callers
+    /// refuse as a bad cursor.
+    pub fn below_cursor(before: Option<i64>, limit: i64) -> Option<Newest> {
+        match before {
+            Some(id) if id < 1 => None,
+            before => Some(Newest { before, limit }),
+        }
+    }
+
     /// The exclusive upper bound on ids, for `id < $n`.
     pub(crate) fn below(&self) -> i64 {
         self.before.unwrap_or(i64::MAX)

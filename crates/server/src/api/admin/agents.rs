@@ -132,16 +132,12 @@ pub struct AgentDetailQuery {
 /// One page of `DETAIL_ROWS` below `before`; a cursor that is not a positive id is
 /// a 400.
 fn page(name: &str, before: Option<i64>) -> ApiResult<Newest> {
-    match before {
-        Some(id) if id < 1 => Err(ApiError::bad_request(
+    Newest::below_cursor(before, DETAIL_ROWS).ok_or_else(|| {
+        ApiError::bad_request(
             "invalid_query",
-            format!("{name} must be a positive id, not {id}"),
-        )),
-        before => Ok(Newest {
-            before,
-            limit: DETAIL_ROWS,
-        }),
-    }
+            format!("{name} must be a positive id, not {}", before.unwrap_or(0)),
+        )
+    })
 }
 
 /// One agent: lineage, children, balance, executions, bids, prompts and ratings.
